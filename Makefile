@@ -1,0 +1,48 @@
+# Everyday commands. `make test` is the full suite CI runs; it needs Go and
+# redis-server (the tests start their own servers on free loopback ports).
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PKGS        := ./...
+
+.PHONY: test redis-server race lint bench demo cover fuzz
+
+## test: unit and integration tests, with the race detector
+test: redis-server
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## redis-server: what the integration tests start (installed from Debian's packages when missing)
+redis-server:
+	@scripts/ensure-redis-server
+
+## race: the suite three times over, to shake out flaky interleavings
+race: redis-server
+	$(GO) test -race -count=3 -timeout 30m $(PKGS)
+
+## lint: gofmt, go vet and staticcheck must all be clean
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+## bench: Go microbenchmarks, then the side-by-side comparison of docs/benchmarks.md
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./policy/ ./rediscache/ ./coalesce/ ./roundtrip/
+	cd bench && $(GO) run ./cmd/fleetbench
+
+## demo: an origin, three proxies sharing one embedded Redis, and a burst of traffic
+demo:
+	$(GO) run ./cmd/fleetdemo
+
+## cover: per-package coverage
+cover:
+	$(GO) test -count=1 -cover ./policy/ ./rediscache/ ./coalesce/ ./roundtrip/
+
+## fuzz: every fuzz target for FUZZTIME each
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; for pkg in ./policy/ ./rediscache/; do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done

@@ -1,0 +1,14 @@
+// Package policy makes the HTTP caching decisions of RFC 9111 (with RFC 5861,
+// RFC 8246, RFC 9211 and RFC 9213): what may be stored, for how long it is
+// fresh, when a stored response may be reused, how to revalidate it, and what
+// a write invalidates. It is pure: no I/O, and the clock is always passed in.
+//
+// The zero Options make a shared cache, the mode a fleet of services needs:
+// private responses, responses with Set-Cookie and responses to requests with
+// Authorization (unless the response allows it) are never stored. Only GET
+// responses become entries; a HEAD is answered from a stored GET and a 200
+// to a HEAD freshens one, but a HEAD response is never served to a GET.
+//
+// The decisions a cache hit makes (ParseRequest, Reuse) parse header fields
+// by scanning them in place and do not allocate beyond the cache key.
+package policy
