@@ -1,0 +1,128 @@
+package policy_test
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/fleetcache/fleetcache/policy"
+)
+
+func Example() {
+	p := policy.New(policy.Options{}) // a shared cache
+	sent := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+
+	r, _ := http.NewRequest("GET", "https://example.com/items", nil)
+	rq := p.ParseRequest(r)
+	resp := &http.Response{StatusCode: 200, Header: http.Header{
+		"Cache-Control": {"max-age=60"},
+		"Date":          {sent.Format(http.TimeFormat)},
+	}}
+	if ok, reason := p.Storable(&rq, resp); !ok {
+		fmt.Println("not stored:", reason)
+		return
+	}
+	stored := p.NewResponse(&rq, resp, []byte("[]"), sent, sent)
+	keep, _ := p.Keep(stored, sent)
+	fmt.Println("keep for", keep)
+
+	later := p.ParseRequest(r)
+	d := p.Reuse(&later, stored, sent.Add(20*time.Second))
+	fmt.Println(d.Action == policy.Serve, d.Age, d.TTL)
+	// Output:
+	// keep for 1m0s
+	// true 20s 40s
+}
+
+func ExampleConditional() {
+	p := policy.New(policy.Options{})
+	r, _ := http.NewRequest("GET", "https://example.com/items", nil)
+	rq := p.ParseRequest(r)
+	stored := &policy.Response{Method: "GET", URL: rq.URL, Status: 200, Header: http.Header{
+		"Etag":          {`"v7"`},
+		"Last-Modified": {"Tue, 10 Mar 2026 11:00:00 GMT"},
+	}}
+	req, ok := policy.Conditional(&rq, stored)
+	fmt.Println(ok, req.Header.Get("If-None-Match"), req.Header.Get("If-Modified-Since"))
+	// Output: true "v7" Tue, 10 Mar 2026 11:00:00 GMT
+}
+
+func ExampleUnconditional() {
+	p := policy.New(policy.Options{})
+	r, _ := http.NewRequest("GET", "https://example.com/items", nil)
+	r.Header.Set("If-None-Match", `"client-copy"`)
+	rq := p.ParseRequest(r)
+	fill := policy.Unconditional(&rq) // the caller's validators are answered later, by NotModified
+	fmt.Println(fill.Header.Get("If-None-Match") == "", r.Header.Get("If-None-Match"))
+	// Output: true "client-copy"
+}
+
+func ExamplePolicy_Freshen() {
+	p := policy.New(policy.Options{})
+	stored := &policy.Response{Method: "GET", Status: 200, Header: http.Header{
+		"Etag":          {`"v7"`},
+		"Cache-Control": {"max-age=60"},
+	}}
+	notModified := &http.Response{StatusCode: 304, Header: http.Header{
+		"Etag":          {`"v7"`},
+		"Cache-Control": {"max-age=600"},
+	}}
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	fresh, ok := p.Freshen(stored, notModified, now, now)
+	fmt.Println(ok, fresh.Header.Get("Cache-Control"))
+	// Output: true max-age=600
+}
+
+func ExampleNotModified() {
+	r, _ := http.NewRequest("GET", "https://example.com/items", nil)
+	r.Header.Set("If-None-Match", `W/"v7"`)
+	stored := &policy.Response{Method: "GET", Status: 200, Header: http.Header{"Etag": {`"v7"`}}}
+	fmt.Println(policy.NotModified(r, stored))
+	// Output: true
+}
+
+func ExampleInvalidates() {
+	r, _ := http.NewRequest("POST", "https://example.com/items", nil)
+	resp := &http.Response{StatusCode: 201, Header: http.Header{
+		"Location":         {"/items/42"},
+		"Content-Location": {"https://other.example/items/42"}, // another origin: left alone
+	}}
+	fmt.Println(policy.Invalidates(r, resp))
+	// Output: [https://example.com/items https://example.com/items/42]
+}
+
+func ExampleNormalizeURL() {
+	r, _ := http.NewRequest("GET", "HTTPS://Example.COM:443/%7euser?b=2&a=1#top", nil)
+	fmt.Println(policy.NormalizeURL(r.URL))
+	// Output: https://example.com/~user?b=2&a=1
+}
+
+func ExampleVariant() {
+	names := []string{"Accept-Encoding"}
+	r, _ := http.NewRequest("GET", "https://example.com/", nil)
+	r.Header.Set("Accept-Encoding", "gzip,   br")
+	fmt.Println(policy.Variant(names, policy.VaryValues(names, r.Header)))
+	// Output: Accept-Encoding:7:gzip,br
+}
+
+func ExamplePolicy_StaleIfError() {
+	p := policy.New(policy.Options{})
+	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	r, _ := http.NewRequest("GET", "https://example.com/items", nil)
+	rq := p.ParseRequest(r)
+	stored := &policy.Response{Method: "GET", URL: rq.URL, Status: 200, RequestTime: at, ResponseTime: at,
+		Header: http.Header{"Cache-Control": {"max-age=60, stale-if-error=300"}}}
+	// The origin answered 503 two minutes after the entry went stale.
+	fmt.Println(p.StaleIfError(&rq, stored, at.Add(3*time.Minute)))
+	// Output: true
+}
+
+func ExampleCacheStatus() {
+	h := http.Header{}
+	policy.CacheStatus{Fwd: "uri-miss", FwdStatus: 200, Stored: true}.AppendTo(h, "fleetcache")
+	fmt.Println(h.Get("Cache-Status"))
+	fmt.Println(policy.CacheStatus{Hit: true, TTL: 42 * time.Second, HasTTL: true}.String("fleetcache"))
+	// Output:
+	// fleetcache; fwd=uri-miss; fwd-status=200; stored
+	// fleetcache; hit; ttl=42
+}

@@ -1,0 +1,86 @@
+package policy
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The fuzz targets prove the parsers never panic on hostile input and keep
+// their invariants.
+
+func FuzzCacheControl(f *testing.F) {
+	for _, s := range []string{"max-age=60, public", `private="a, b", no-cache=x`, `max-age="5`, "=,=\"\\", "s-maxage=99999999999999999999", "max-stale, min-fresh=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, req := range []bool{false, true} {
+			d := parseCacheControl(strings.Split(s, "\n"), req)
+			for _, v := range []int64{d.maxAge, d.sMaxAge, d.minFresh, d.swr, d.sie} {
+				if v < absent || v > maxDelta {
+					t.Fatalf("%q: value %d out of range", s, v)
+				}
+			}
+		}
+		fieldNames([]string{s}, "private", func(name string) {
+			if name == "" || strings.Contains(name, ",") {
+				t.Fatalf("%q: bad field name %q", s, name)
+			}
+		})
+		r := &http.Request{Method: "GET", Header: http.Header{"Cache-Control": {s}}}
+		shared.ParseRequest(r)
+	})
+}
+
+func FuzzTargeted(f *testing.F) {
+	for _, s := range []string{"max-age=60", `private="x", a=(1 "b");p=?0, c=:AA==:`, "a=1.5;q, b", "max-age=60,", `a="\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := parseTargeted([]string{s})
+		if !ok && d.flags != 0 && strings.TrimSpace(s) == "" {
+			t.Fatalf("%q: empty field set flags", s)
+		}
+		if d.maxAge > maxDelta {
+			t.Fatalf("%q: max-age %d", s, d.maxAge)
+		}
+		targetedFieldNames([]string{s}, "private", func(string) {})
+		storedAt(shared, 200, "Fleetcache-Cache-Control", s, "Cache-Control", "max-age=1")
+	})
+}
+
+func FuzzHTTPDate(f *testing.F) {
+	for _, s := range []string{"Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "0", "Sun, 99 Nov 9999 99:99:99 GMT"} {
+		f.Add(s)
+	}
+	ref := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseHTTPDate(s, ref)
+		if !ok {
+			return
+		}
+		// A parsed date must agree with the standard library when it can read it.
+		for _, layout := range []string{http.TimeFormat, time.ANSIC} {
+			if want, err := time.Parse(layout, strings.Trim(s, " \t")); err == nil && !want.Equal(got) {
+				t.Fatalf("%q: got %v, time.Parse %v", s, got, want)
+			}
+		}
+	})
+}
+
+func FuzzAge(f *testing.F) {
+	for _, s := range []string{"30", "-1", "1, 2", "99999999999999999999", " 7 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := parseAge([]string{s})
+		if d < 0 || d > maxDelta*time.Second || (!ok && d != 0) {
+			t.Fatalf("%q: %v %v", s, d, ok)
+		}
+		st := &Response{Header: http.Header{"Age": {s}, "Date": {s}}, ResponseTime: time.Unix(0, 0)}
+		if age := currentAge(st, time.Unix(1, 0)); age < 0 {
+			t.Fatalf("%q: negative age %v", s, age)
+		}
+	})
+}

@@ -1,0 +1,109 @@
+package policy
+
+import (
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNormalizeURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://example.com", "http://example.com/"},
+		{"HTTP://Example.COM:80/a", "http://example.com/a"},
+		{"https://example.com:443/a", "https://example.com/a"},
+		{"https://example.com:80/a", "https://example.com:80/a"},
+		{"http://example.com:/a", "http://example.com/a"},
+		{"http://[::1]:80/a", "http://[::1]/a"},
+		{"http://[::1]/a", "http://[::1]/a"},
+		{"http://example.com/%7euser/%2f%41%3a", "http://example.com/~user/%2FA%3A"},
+		{"http://example.com/a?B=%7e&a=1#frag", "http://example.com/a?B=%7e&a=1"},
+		{"http://example.com/a?", "http://example.com/a?"},
+		{"http://user:pw@example.com/a", "http://example.com/a"},
+		{"http://example.com/a b", "http://example.com/a%20b"},
+	}
+	for _, tt := range tests {
+		u, err := url.Parse(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := NormalizeURL(u); got != tt.want {
+			t.Errorf("NormalizeURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	var b strings.Builder
+	if writePath(&b, "/%zz%4%e2%82%ac"); b.String() != "/%zz%4%E2%82%AC" {
+		t.Errorf("writePath kept broken escapes as %q", b.String())
+	}
+	if NormalizeURL(nil) != "" {
+		t.Error("NormalizeURL(nil) not empty")
+	}
+	if got := NormalizeURL(&url.URL{Scheme: "http", Host: "h", Opaque: "//h/x"}); got != "http://h//h/x" {
+		t.Errorf("opaque: %q", got)
+	}
+}
+
+func TestVaryValues_RFC9111_4_1(t *testing.T) {
+	h := http.Header{
+		"Accept":          {" text/html ,  application/json", "image/*"},
+		"User-Agent":      {"a \t  b"},
+		"Accept-Language": {"", "en"},
+	}
+	got := VaryValues([]string{"Accept", "User-Agent", "Accept-Language", "X-Absent"}, h)
+	want := []string{"text/html,application/json,image/*", "a b", "en", ""}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("VaryValues = %q, want %q", got, want)
+	}
+	if VaryValues(nil, h) != nil {
+		t.Error("VaryValues(nil) not nil")
+	}
+}
+
+func TestVariant(t *testing.T) {
+	if Variant(nil, nil) != "" {
+		t.Error("Variant of no names not empty")
+	}
+	seen := map[string]bool{}
+	for _, c := range [][2][]string{
+		{{"A", "B"}, {"x", ""}},
+		{{"A", "B"}, {"", "x"}},
+		{{"A"}, {"x:1:B"}},
+		{{"A", "B"}, {"x", "1"}},
+		{{"A"}, {""}},
+		{{"A"}, nil},
+	} {
+		v := Variant(c[0], c[1])
+		if seen[v] && !(len(c[1]) == 0) {
+			t.Errorf("Variant collision: %q", v)
+		}
+		seen[v] = true
+	}
+}
+
+func TestCacheStatus_RFC9211(t *testing.T) {
+	tests := []struct {
+		c    CacheStatus
+		name string
+		want string
+	}{
+		{CacheStatus{Hit: true, TTL: 42 * time.Second, HasTTL: true}, "fleetcache", "fleetcache; hit; ttl=42"},
+		{CacheStatus{Fwd: "uri-miss", FwdStatus: 200, Stored: true}, "fleetcache", "fleetcache; fwd=uri-miss; fwd-status=200; stored"},
+		{CacheStatus{Fwd: "stale", FwdStatus: 304, TTL: -1500 * time.Millisecond, HasTTL: true, Collapsed: true, Detail: "stale-while-revalidate"}, "fleetcache",
+			"fleetcache; fwd=stale; fwd-status=304; ttl=-1; collapsed; detail=stale-while-revalidate"},
+		{CacheStatus{Fwd: "bypass", Detail: "no store \"x\"\x01"}, "my cache", `"my cache"; fwd=bypass; detail="no store \"x\""`},
+		{CacheStatus{Fwd: "miss", HasTTL: true}, "edge", "edge; fwd=miss; ttl=0"},
+	}
+	for _, tt := range tests {
+		if got := tt.c.String(tt.name); got != tt.want {
+			t.Errorf("String = %s, want %s", got, tt.want)
+		}
+	}
+	h := http.Header{}
+	CacheStatus{Fwd: "miss"}.AppendTo(h, "origin-cache")
+	CacheStatus{Hit: true}.AppendTo(h, "fleetcache")
+	if got := h["Cache-Status"]; len(got) != 1 || got[0] != "origin-cache; fwd=miss, fleetcache; hit" {
+		t.Errorf("Cache-Status = %q", got)
+	}
+}

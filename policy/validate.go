@@ -1,0 +1,201 @@
+package policy
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Conditional returns the request to send to validate stored (RFC 9111
+// §4.3.1): a clone of rq.R (never rq.R itself) with If-None-Match from the
+// stored ETag and If-Modified-Since from Last-Modified (the stored Date only
+// when there is neither), and without the caller's own conditional fields,
+// so that a 304 can only refer to what we hold. ok is false when stored has
+// none of ETag, Last-Modified and Date: an unconditional request is needed.
+func Conditional(rq *Request, stored *Response) (req *http.Request, ok bool) {
+	req = Unconditional(rq)
+	h := stored.Header
+	if etag := h["Etag"]; len(etag) > 0 {
+		req.Header["If-None-Match"] = []string{strings.Join(etag, ", ")}
+		ok = true
+	}
+	switch {
+	case len(h["Last-Modified"]) > 0:
+		req.Header["If-Modified-Since"] = []string{h["Last-Modified"][0]}
+		ok = true
+	case !ok && len(h["Date"]) > 0:
+		req.Header["If-Modified-Since"] = []string{h["Date"][0]}
+		ok = true
+	}
+	return req, ok
+}
+
+// Unconditional returns the request a cache sends to fill an entry: a clone
+// of rq.R without the caller's own conditional fields, so that the origin
+// answers with a full response the cache can store and share. The caller's
+// conditions are then answered from that response (see NotModified).
+func Unconditional(rq *Request) *http.Request {
+	req := rq.R.Clone(rq.R.Context())
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	for _, f := range [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
+		req.Header.Del(f)
+	}
+	return req
+}
+
+// NotModified reports whether the caller's own conditional request is
+// satisfied by stored, so the cache answers it with a local 304 (RFC 9111
+// §4.3.2): If-None-Match by weak comparison against the stored ETag, and
+// only when it is absent, If-Modified-Since against Last-Modified (else
+// Date, else the time stored was received). Only GET and HEAD, and only for
+// a 2xx stored response, as the origin would (RFC 9110 §13.2.1).
+func NotModified(r *http.Request, stored *Response) bool {
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || stored.Status < 200 || stored.Status > 299 {
+		return false
+	}
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 {
+		etag := firstValue(stored.Header, "Etag")
+		match := false
+		for _, v := range inm {
+			eachETag(v, func(tag string) {
+				match = match || tag == "*" || (etag != "" && weakEqual(tag, etag))
+			})
+		}
+		return match
+	}
+	ims := r.Header["If-Modified-Since"]
+	if len(ims) != 1 {
+		return false // absent, or several: ignored (RFC 9110 §13.1.3)
+	}
+	since, ok := parseHTTPDate(ims[0], stored.ResponseTime)
+	if !ok {
+		return false
+	}
+	last, ok := headerDate(stored.Header, "Last-Modified", stored.ResponseTime)
+	if !ok {
+		last = dateValue(stored)
+	}
+	return !last.After(since)
+}
+
+// Freshen applies a 304 to stored (RFC 9111 §4.3.4): ok is false when the
+// 304's validators do not select stored, and then nothing is updated. The
+// result is a new Response: header fields replaced by the 304's except
+// Content-Length, Content-Encoding and the fields that must not be stored;
+// RequestTime and ResponseTime set from the arguments. A 304 that makes the
+// entry unstorable (no-store, private) shows as Keep <= 0.
+func (p *Policy) Freshen(stored *Response, notModified *http.Response, reqTime, respTime time.Time) (fresh *Response, ok bool) {
+	if notModified.StatusCode != http.StatusNotModified || !selects(stored.Header, notModified.Header) {
+		return nil, false
+	}
+	return p.update(stored, notModified.Header, reqTime, respTime), true
+}
+
+// FreshenHead applies a 200 response to a HEAD request to a stored GET
+// response (RFC 9111 §4.3.5): ok is false when a validator the HEAD carries
+// differs from the stored one, when the HEAD carries none but stored has
+// one, or when Content-Length differs; the caller then treats stored as
+// stale (or purges it).
+func (p *Policy) FreshenHead(stored *Response, head *http.Response, reqTime, respTime time.Time) (fresh *Response, ok bool) {
+	if head.StatusCode != http.StatusOK {
+		return nil, false
+	}
+	hh, sh := head.Header, stored.Header
+	got := 0
+	for _, f := range [...]string{"Etag", "Last-Modified"} {
+		if v := firstValue(hh, f); v != "" {
+			got++
+			if v != firstValue(sh, f) {
+				return nil, false
+			}
+		}
+	}
+	if got == 0 && hasValidator(sh) {
+		return nil, false
+	}
+	if cl := firstValue(hh, "Content-Length"); cl != "" && cl != storedLength(stored) {
+		return nil, false
+	}
+	return p.update(stored, hh, reqTime, respTime), true
+}
+
+func storedLength(s *Response) string {
+	if cl := firstValue(s.Header, "Content-Length"); cl != "" {
+		return cl
+	}
+	return strconv.Itoa(len(s.Body))
+}
+
+func (p *Policy) update(stored *Response, h http.Header, reqTime, respTime time.Time) *Response {
+	fresh := stored.Clone()
+	p.copyStorable(fresh.Header, h, true)
+	if len(h["Date"]) == 0 {
+		// The stored Date would make the freshened response look old.
+		delete(fresh.Header, "Date")
+		addDate(fresh.Header, respTime)
+	}
+	fresh.RequestTime, fresh.ResponseTime = reqTime, respTime
+	return fresh
+}
+
+// selects reports whether a 304 with header got refers to the stored
+// response with header stored (§4.3.4): a strong ETag must match strongly;
+// else the weak validators it carries (a weak ETag, Last-Modified, which
+// this cache treats as weak) must all match; with no validator at all it
+// selects a stored response that has none either.
+func selects(stored, got http.Header) bool {
+	etag, lm := firstValue(got, "Etag"), firstValue(got, "Last-Modified")
+	setag := firstValue(stored, "Etag")
+	switch {
+	case etag != "" && !strings.HasPrefix(etag, "W/"):
+		return setag != "" && !strings.HasPrefix(setag, "W/") && setag == etag
+	case etag == "" && lm == "":
+		return !hasValidator(stored)
+	case etag != "" && !weakEqual(etag, setag):
+		return false
+	}
+	return lm == "" || lm == firstValue(stored, "Last-Modified")
+}
+
+// weakEqual is the weak comparison of two entity-tags (RFC 9110 §8.8.3.2).
+func weakEqual(a, b string) bool {
+	a, b = strings.TrimPrefix(a, "W/"), strings.TrimPrefix(b, "W/")
+	return a != "" && a == b
+}
+
+// eachETag calls fn for each entity-tag (or "*") of an If-None-Match line;
+// commas inside the opaque tags do not split them.
+func eachETag(s string, fn func(string)) {
+	for s != "" {
+		s = strings.TrimLeft(s, " \t,")
+		i := 0
+		if strings.HasPrefix(s, "W/") {
+			i = 2
+		}
+		if i < len(s) && s[i] == '"' {
+			if j := strings.IndexByte(s[i+1:], '"'); j >= 0 {
+				fn(s[:i+j+2])
+				s = s[i+j+2:]
+				continue
+			}
+		}
+		end := strings.IndexByte(s, ',')
+		if end < 0 {
+			end = len(s)
+		}
+		if tag := strings.Trim(s[:end], " \t"); tag != "" {
+			fn(tag)
+		}
+		s = s[end:]
+	}
+}
+
+func firstValue(h http.Header, ck string) string {
+	if vs := h[ck]; len(vs) > 0 {
+		return strings.Trim(vs[0], " \t")
+	}
+	return ""
+}
