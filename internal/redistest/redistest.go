@@ -287,9 +287,12 @@ func (c *ClusterSrv) Client(t testing.TB) *redis.ClusterClient {
 	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
 	t.Cleanup(func() { _ = cl.Close() })
 	err := waitFor(func(ctx context.Context) error {
+		var mu sync.Mutex // ForEachMaster calls back concurrently
 		seen := map[string]bool{}
 		err := cl.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			mu.Lock()
 			seen[m.Options().Addr] = true
+			mu.Unlock()
 			return m.Ping(ctx).Err()
 		})
 		if err == nil && len(seen) != len(c.Nodes) {

@@ -1,0 +1,399 @@
+// Package proxy is the caching reverse proxy that cmd/fleetcache runs and
+// cmd/fleetdemo starts several of: one upstream, reached through a fleetcache
+// Transport whose store lives in Redis (or in an embedded, in-process Redis).
+package proxy
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/fleetcache/fleetcache/rediscache"
+	"github.com/fleetcache/fleetcache/roundtrip"
+)
+
+// Defaults for the fields of Config left empty. cmd/fleetcache shows them as
+// its flags' defaults.
+const (
+	DefaultListen     = "127.0.0.1:8080"
+	DefaultPrefix     = "fleetcache:"
+	DefaultHealthPath = "/.fleetcache/health"
+)
+
+// ErrConfig is wrapped by the errors Start returns for a configuration it
+// cannot run with (as opposed to a failure at run time), so that a command
+// can tell the two apart.
+var ErrConfig = errors.New("invalid configuration")
+
+// Config describes one proxy. Its zero value, plus an Upstream, is the
+// recommended setup: a shared cache on 127.0.0.1:8080 with an embedded Redis.
+type Config struct {
+	// Upstream is the origin every request is forwarded to: an http or https
+	// URL with a host. A path, if any, prefixes the request's path.
+	Upstream string
+	// UpstreamHost sends the upstream's own host in the Host header. By
+	// default the client's Host is forwarded unchanged, as a sidecar in front
+	// of a virtual-hosted service needs.
+	UpstreamHost bool
+	// Listen is the TCP address to serve on; "" means DefaultListen.
+	Listen string
+	// Redis is the store's URL, in any form rediscache.Open accepts. ""
+	// starts an embedded in-process Redis on a free loopback port, which
+	// other proxies may share through RedisURL.
+	Redis string
+	// Prefix starts every Redis key of this cache; "" means DefaultPrefix.
+	Prefix string
+	// Private makes a private cache (one user's), which may store responses
+	// marked private. A proxy in front of several users must stay shared.
+	Private bool
+	// MaxEntries seeds the cache's capacity in Redis when it has none yet;
+	// 0 means the store's default.
+	MaxEntries int64
+	// MaxEntryBytes is the largest body stored; larger ones stream through
+	// uncached. 0 means the Transport's default.
+	MaxEntryBytes int64
+	// HealthPath answers 200 "ok" for load balancers, and HealthPath+"/stats"
+	// the cache's counters as JSON; "" means DefaultHealthPath. Requests for
+	// these two paths never reach the upstream.
+	HealthPath string
+	// Logger receives the startup line, warnings and, at debug level, one
+	// line per request; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// redisStartTimeout bounds the first exchange with Redis, which checks its
+// address, password and the cache's configuration.
+const redisStartTimeout = 5 * time.Second
+
+// statsTimeout bounds the store's part of the stats path, so that a stuck
+// Redis cannot hang a monitoring probe.
+const statsTimeout = 2 * time.Second
+
+// Server is a running proxy.
+type Server struct {
+	log      *slog.Logger
+	ln       net.Listener
+	srv      *http.Server
+	rt       *roundtrip.Transport
+	store    *rediscache.Store
+	embedded *miniredis.Miniredis // nil when Config.Redis was set
+	redisURL string
+	failed   chan error
+}
+
+// Start validates cfg, opens the store (starting an embedded Redis when
+// cfg.Redis is empty), listens on cfg.Listen and serves in the background
+// until Shutdown. A Redis that does not answer at start is a configuration
+// error, so that a wrong address or password is caught at once; once
+// started, the proxy serves uncached from the upstream whenever Redis fails.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	upstream, err := parseUpstream(cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxEntries < 0 {
+		return nil, fmt.Errorf("%w: max entries %d is negative", ErrConfig, cfg.MaxEntries)
+	}
+	if cfg.MaxEntryBytes < 0 {
+		return nil, fmt.Errorf("%w: max entry bytes %d is negative", ErrConfig, cfg.MaxEntryBytes)
+	}
+	health := cmp.Or(cfg.HealthPath, DefaultHealthPath)
+	if !strings.HasPrefix(health, "/") {
+		return nil, fmt.Errorf("%w: health path %q does not start with /", ErrConfig, health)
+	}
+	s := &Server{log: cfg.Logger, failed: make(chan error, 1)}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	// Release whatever was acquired when a later step fails.
+	defer func() {
+		if err != nil {
+			s.closeStore()
+		}
+	}()
+
+	s.redisURL = cfg.Redis
+	if s.redisURL == "" {
+		s.embedded = miniredis.NewMiniRedis()
+		// Without ClockTTL miniredis never expires a key on its own, and
+		// entries and fill leases would outlive their TTLs.
+		s.embedded.ClockTTL(true)
+		if err := s.embedded.Start(); err != nil {
+			return nil, fmt.Errorf("starting the embedded redis: %w", err)
+		}
+		s.redisURL = "redis://" + s.embedded.Addr()
+	}
+	openCtx, cancel := context.WithTimeout(ctx, redisStartTimeout)
+	s.store, err = rediscache.Open(openCtx, s.redisURL, rediscache.Options{
+		Prefix:     cmp.Or(cfg.Prefix, DefaultPrefix),
+		MaxEntries: cfg.MaxEntries,
+	})
+	cancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		// go-redis retries a refused connection until the deadline, so
+		// that is all the error says: name the address.
+		return nil, fmt.Errorf("%w: redis %s did not answer at start: %w", ErrConfig, redact(s.redisURL), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: redis: %w", ErrConfig, err)
+	}
+
+	// One upstream takes every request, so keep as many idle connections to
+	// it as http.Transport keeps in total, not the default two. Compression
+	// is left to the client: the upstream sees the Accept-Encoding it sent.
+	upstreamTransport := http.DefaultTransport.(*http.Transport).Clone()
+	upstreamTransport.MaxIdleConnsPerHost = upstreamTransport.MaxIdleConns
+	upstreamTransport.DisableCompression = true
+	s.rt = roundtrip.New(s.store, roundtrip.Options{
+		Transport:     toUpstream{addr: upstream.Host, next: upstreamTransport},
+		Private:       cfg.Private,
+		MaxEntryBytes: cfg.MaxEntryBytes,
+		Logger:        s.log,
+	})
+
+	listen := cmp.Or(cfg.Listen, DefaultListen)
+	s.ln, err = net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", listen, err)
+	}
+	s.srv = &http.Server{
+		Handler: s.handler(upstream, cfg.UpstreamHost, health),
+		// Bound the time a client may take to send its header, so idle
+		// half-open connections cannot pile up; bodies may stream for as
+		// long as they need, so there is no read or write timeout.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- err
+		}
+	}()
+	s.log.Info("fleetcache proxy listening", "listen", s.Addr(), "upstream", upstream.String(),
+		"redis", redact(s.redisURL), "embedded_redis", s.embedded != nil)
+	return s, nil
+}
+
+// Addr returns the address the proxy listens on, with the port chosen when
+// Config.Listen asked for port 0.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// RedisURL returns the URL of the store: Config.Redis, or the embedded
+// Redis's redis://127.0.0.1:PORT, which another proxy may be given to share
+// this one's cache.
+func (s *Server) RedisURL() string { return s.redisURL }
+
+// Stats returns the Transport's counters.
+func (s *Server) Stats() roundtrip.Stats { return s.rt.Stats() }
+
+// Failed receives the error that stopped the server from serving on its own
+// (its listener failed). It receives nothing after Shutdown.
+func (s *Server) Failed() <-chan error { return s.failed }
+
+// Shutdown stops accepting connections, lets in-flight requests finish until
+// ctx is done (then closes their connections), and releases the Transport,
+// the store and the embedded Redis, in that order. Proxies sharing this one's
+// embedded Redis lose their cache when it stops.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		// In-flight requests overran ctx: cut them off rather than hang.
+		err = errors.Join(err, s.srv.Close())
+	}
+	err = errors.Join(err, s.rt.Close())
+	return errors.Join(err, s.closeStore())
+}
+
+func (s *Server) closeStore() error {
+	var err error
+	if s.store != nil {
+		err = s.store.Close()
+	}
+	if s.embedded != nil {
+		s.embedded.Close()
+	}
+	return err
+}
+
+// parseUpstream accepts an absolute http or https URL with a host and no
+// query or fragment, which would have no meaning for a prefix.
+func parseUpstream(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("%w: no upstream (an http:// or https:// URL)", ErrConfig)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: upstream: %w", ErrConfig, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("%w: upstream %q is not an http:// or https:// URL of the form scheme://host[:port][/path]", ErrConfig, raw)
+	}
+	return u, nil
+}
+
+// redact hides the password of a Redis URL that goes into a message.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return "(malformed URL)"
+}
+
+// handler answers the health and stats paths itself and proxies everything
+// else to upstream.
+func (s *Server) handler(upstream *url.URL, upstreamHost bool, health string) http.Handler {
+	rp := &httputil.ReverseProxy{
+		// Rewrite, unlike Director, runs after the hop-by-hop fields
+		// (RFC 9110 §7.6.1) and any client-sent X-Forwarded-* are removed.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			if !upstreamHost && pr.In.Host != "" {
+				// The URL names the client's host too, so that the cache
+				// keys entries by the URI the client asked for and keeps
+				// the upstream's virtual hosts apart; toUpstream still
+				// sends the request to the upstream's address.
+				pr.Out.Host = pr.In.Host
+				pr.Out.URL.Host = pr.In.Host
+			}
+			pr.SetXForwarded()
+		},
+		Transport:    s.rt,
+		ErrorHandler: s.upstreamError,
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	stats := health + "/stats"
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case health:
+			if allowRead(w, r) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.Header().Set("Cache-Control", "no-store")
+				fmt.Fprintln(w, "ok")
+			}
+		case stats:
+			if allowRead(w, r) {
+				s.serveStats(w, r)
+			}
+		default:
+			rp.ServeHTTP(w, r)
+		}
+	})
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		h = s.logRequests(h)
+	}
+	return h
+}
+
+// toUpstream sends every request to the upstream's address, whatever host
+// its URL names.
+type toUpstream struct {
+	addr string
+	next http.RoundTripper
+}
+
+func (t toUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host != t.addr {
+		req = req.Clone(req.Context()) // a RoundTripper must not change its request
+		req.URL.Host = t.addr
+	}
+	return t.next.RoundTrip(req)
+}
+
+func allowRead(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+// statsDoc is the JSON of the stats path.
+type statsDoc struct {
+	Transport  roundtrip.Stats   `json:"transport"`
+	Store      *rediscache.Stats `json:"store,omitempty"`
+	StoreError string            `json:"store_error,omitempty"`
+}
+
+func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
+	doc := statsDoc{Transport: s.rt.Stats()}
+	ctx, cancel := context.WithTimeout(r.Context(), statsTimeout)
+	defer cancel()
+	if st, err := s.store.Stats(ctx); err != nil {
+		doc.StoreError = err.Error()
+	} else {
+		doc.Store = &st
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		s.log.Debug("writing stats", "err", err)
+	}
+}
+
+// upstreamError answers 502 when the upstream could not be reached (and the
+// cache had nothing it could serve instead).
+func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nobody reads the answer.
+		s.log.Debug("client gone", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
+	} else {
+		s.log.Warn("upstream unreachable", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusBadGateway)
+	fmt.Fprintln(w, "fleetcache: upstream unreachable")
+}
+
+// logRequests writes one debug line per request once it is answered.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &recorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rw, r)
+		s.log.Debug("request", "method", r.Method, "uri", r.URL.RequestURI(), "host", r.Host,
+			"status", rw.status, "bytes", rw.bytes, "cache_status", w.Header().Get("Cache-Status"),
+			"duration", time.Since(start))
+	})
+}
+
+// recorder notes the status and size of a response. Unwrap lets
+// http.ResponseController (which ReverseProxy uses to flush streamed
+// bodies) reach the underlying writer.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote && code >= 200 {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.wrote = true
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
