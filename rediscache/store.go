@@ -1,0 +1,651 @@
+package rediscache
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/fleetcache/fleetcache/policy"
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrPrefix is wrapped in the error New and Open return for an empty or
+// malformed Options.Prefix.
+var ErrPrefix = errors.New("rediscache: invalid prefix")
+
+// ErrTooLarge is wrapped in the error Put returns for an entry larger than
+// one shard's byte budget (max_bytes / shards): it could never be kept.
+// Put deletes the entry it would have replaced.
+var ErrTooLarge = errors.New("rediscache: entry larger than a shard's byte budget")
+
+// Options configure a Store. Only Prefix is required. MaxEntries, MaxBytes
+// and Shards only seed the <prefix>config hash in Redis the first time any
+// instance uses the prefix; from then on the values in Redis win, so that
+// every instance of every service agrees on them.
+type Options struct {
+	// Prefix starts every key of this cache; caches with different
+	// prefixes never see each other's entries. 1 to 64 bytes of
+	// A-Z a-z 0-9 _ . : - (no braces: they would break the hash tags).
+	Prefix string
+	// MaxEntries is the whole cache's entry limit; 0 means 100000.
+	MaxEntries int64
+	// MaxBytes is the whole cache's limit on the bytes of its encoded
+	// entries; 0 means 1 GiB.
+	MaxBytes int64
+	// Shards is the number of LRU index shards; 0 means 16. More shards
+	// spread a cluster's load over more slots; each shard holds
+	// 1/Shards of the capacity.
+	Shards int
+}
+
+const (
+	defaultMaxEntries = 100_000
+	defaultMaxBytes   = 1 << 30
+	defaultShards     = 16
+	maxShards         = 1024
+
+	// configRefresh is how long an instance uses the capacity it read from
+	// <prefix>config before it reads it again: an operator's retune
+	// reaches every instance within this interval.
+	configRefresh = 5 * time.Second
+
+	// explicitScore is added to the LRU score of entries with explicit
+	// freshness, so that every other entry scores lower and is evicted
+	// first. 2^45 ms is 1100 years: larger than any Unix time in ms this
+	// code will see, and the sum stays exact in a float64 score.
+	explicitScore = 1 << 45
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if err := checkPrefix(o.Prefix); err != nil {
+		return o, err
+	}
+	if o.MaxEntries < 0 || o.MaxBytes < 0 || o.Shards < 0 || o.Shards > maxShards {
+		return o, fmt.Errorf("rediscache: negative capacity or shards outside 1..%d in options", maxShards)
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = defaultMaxEntries
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = defaultMaxBytes
+	}
+	if o.Shards == 0 {
+		o.Shards = defaultShards
+	}
+	return o, nil
+}
+
+func checkPrefix(p string) error {
+	if p == "" || len(p) > 64 {
+		return fmt.Errorf("%w: %q must be 1 to 64 bytes long", ErrPrefix, p)
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '_' || c == '.' || c == ':' || c == '-'
+		if !ok {
+			return fmt.Errorf("%w: %q has %q; use only A-Z a-z 0-9 _ . : -", ErrPrefix, p, c)
+		}
+	}
+	return nil
+}
+
+// Store keeps cached responses in Redis. It is safe for concurrent use.
+type Store struct {
+	client  redis.UniversalClient
+	owned   bool // Open made the client, so Close closes it
+	opts    Options
+	publish string // the command announcing a fill: SPUBLISH on a cluster
+	now     func() time.Time
+	touched touchSet
+
+	loadMu sync.Mutex
+	shards atomic.Pointer[[]shard] // fixed once read: the key layout
+	limits atomic.Pointer[limits]
+}
+
+// limits is the capacity read from <prefix>config, divided among shards.
+type limits struct {
+	maxEntries, maxBytes int64 // per shard
+	read                 time.Time
+}
+
+// shard holds the key names of one index shard, built once.
+type shard struct {
+	entry, vary, lock, hfm, fill string // prefixes, followed by the URL hash
+	lru, sz, st                  string
+}
+
+func newShard(prefix string, s int) shard {
+	tag := "{" + prefix + strconv.Itoa(s) + "}"
+	return shard{
+		entry: prefix + "e:" + tag + ":",
+		vary:  prefix + "v:" + tag + ":",
+		lock:  prefix + "lock:" + tag + ":",
+		hfm:   prefix + "hfm:" + tag + ":",
+		fill:  prefix + "fill:" + tag + ":",
+		lru:   prefix + "lru:" + tag,
+		sz:    prefix + "sz:" + tag,
+		st:    prefix + "st:" + tag,
+	}
+}
+
+// New returns a Store using client, which stays the caller's to close. It
+// does no I/O: the first Get or Put reads <prefix>config, seeding it from
+// opts when absent.
+func New(client redis.UniversalClient, opts Options) (*Store, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{client: client, opts: opts, publish: "PUBLISH", now: time.Now}
+	if _, ok := client.(*redis.ClusterClient); ok {
+		// Sharded pub/sub keeps the announcement on the node that owns
+		// the URL's slot instead of broadcasting it over the cluster bus.
+		s.publish = "SPUBLISH"
+	}
+	return s, nil
+}
+
+// Open connects to the Redis that rawURL names and returns a Store using
+// that connection; Close closes it. It reads (and if needed seeds)
+// <prefix>config with ctx, so that a wrong address, password or prefix is
+// reported at start-up. The forms are those of go-redis:
+//
+//	redis://[user:password@]host:port[/db][?options]
+//	rediss://...                      the same over TLS
+//	unix://[user:password@]/path/to/redis.sock[?db=N]
+//	redis://host1:port1?addr=host2:port2&addr=host3:port3
+//	                                  Redis Cluster: any addr parameter makes
+//	                                  the URL a cluster's list of seed nodes
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	client, err := newClient(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	s, err := New(client, opts)
+	if err == nil {
+		_, err = s.load(ctx)
+	}
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+func newClient(rawURL string) (redis.UniversalClient, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Parse quotes the URL, password included; say less.
+		return nil, errors.New("rediscache: malformed Redis URL")
+	}
+	if u.Query().Has("addr") {
+		o, err := redis.ParseClusterURL(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("rediscache: cluster URL %s: %w", u.Redacted(), err)
+		}
+		return redis.NewClusterClient(o), nil
+	}
+	o, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("rediscache: Redis URL %s: %w", u.Redacted(), err)
+	}
+	return redis.NewClient(o), nil
+}
+
+// Close closes the client if Open made it; a client given to New is left
+// open.
+func (s *Store) Close() error {
+	if s.owned {
+		return s.client.Close()
+	}
+	return nil
+}
+
+// Client returns the Redis client the store uses.
+func (s *Store) Client() redis.UniversalClient { return s.client }
+
+// configKey is the hash holding the capacity every instance reads.
+func (s *Store) configKey() string { return s.opts.Prefix + "config" }
+
+var configFields = []string{"max_entries", "max_bytes", "shards", "version"}
+
+// load returns the shard layout, reading <prefix>config (and seeding it from
+// the options where a field is absent) on first use.
+func (s *Store) load(ctx context.Context) ([]shard, error) {
+	if p := s.shards.Load(); p != nil {
+		return *p, nil
+	}
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	if p := s.shards.Load(); p != nil {
+		return *p, nil
+	}
+	key := s.configKey()
+	pipe := s.client.Pipeline()
+	seeds := []int64{s.opts.MaxEntries, s.opts.MaxBytes, int64(s.opts.Shards), formatVersion}
+	for i, f := range configFields {
+		pipe.HSetNX(ctx, key, f, seeds[i])
+	}
+	get := pipe.HMGet(ctx, key, configFields...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("rediscache: read %s: %w", key, err)
+	}
+	c, err := parseConfig(get.Val())
+	if err != nil {
+		return nil, fmt.Errorf("rediscache: %s: %w", key, err)
+	}
+	shards := make([]shard, c.shards)
+	for i := range shards {
+		shards[i] = newShard(s.opts.Prefix, i)
+	}
+	s.limits.Store(c.perShard(s.now()))
+	s.shards.Store(&shards)
+	return shards, nil
+}
+
+// currentLimits returns the per-shard capacity, read again from Redis when
+// the copy in hand is older than configRefresh. A failed or invalid read
+// keeps the old values until the next interval: a typo in an operator's
+// HSET must not stop the cache.
+func (s *Store) currentLimits(ctx context.Context) (*limits, error) {
+	if _, err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	l := s.limits.Load()
+	now := s.now()
+	if now.Sub(l.read) < configRefresh {
+		return l, nil
+	}
+	next := &limits{maxEntries: l.maxEntries, maxBytes: l.maxBytes, read: now}
+	if !s.limits.CompareAndSwap(l, next) {
+		return s.limits.Load(), nil // another goroutine is refreshing
+	}
+	vals, err := s.client.HMGet(ctx, s.configKey(), configFields...).Result()
+	if err == nil {
+		if c, err := parseConfig(vals); err == nil {
+			// The shard count is not retunable live: it decides where
+			// every key lives. Only the limits are taken.
+			c.shards = len(*s.shards.Load())
+			s.limits.CompareAndSwap(next, c.perShard(now))
+		}
+	}
+	return s.limits.Load(), nil
+}
+
+// config is <prefix>config as read from Redis.
+type config struct {
+	maxEntries, maxBytes int64
+	shards               int
+	version              int64
+}
+
+func parseConfig(vals []any) (config, error) {
+	var n [4]int64
+	for i, v := range vals {
+		str, _ := v.(string)
+		x, err := strconv.ParseInt(str, 10, 64)
+		if err != nil || x < 1 {
+			return config{}, fmt.Errorf("field %s is %q, want a positive integer", configFields[i], str)
+		}
+		n[i] = x
+	}
+	if n[2] > maxShards {
+		return config{}, fmt.Errorf("shards is %d, at most %d", n[2], maxShards)
+	}
+	return config{maxEntries: n[0], maxBytes: n[1], shards: int(n[2]), version: n[3]}, nil
+}
+
+// perShard divides the capacity among the shards: a write script sees only
+// its own shard (a script may touch one hash slot only), so each shard
+// enforces its share.
+func (c config) perShard(now time.Time) *limits {
+	n := int64(c.shards)
+	return &limits{maxEntries: max(c.maxEntries/n, 1), maxBytes: max(c.maxBytes/n, 1), read: now}
+}
+
+// ref names one entry: its shard, the hashes and the key.
+type ref struct {
+	sh    *shard
+	id    uint64 // identifies the entry in the touched set
+	entry string // <prefix>e:{<prefix><s>}:<url-hash>:<variant-hash>
+}
+
+// member is the entry's LRU index member, "<url-hash>:<variant-hash>".
+func (r ref) member() string { return r.entry[len(r.sh.entry):] }
+
+func (r ref) vary() string { return r.sh.vary + r.entry[len(r.sh.entry):][:16] }
+
+// A URL hash is 16 hex digits of the URL's xxhash64; a variant hash the same
+// of the variant string. See docs/store.md for why 64 bits are enough: a
+// collision costs a miss, never a wrong response, because Get compares the
+// full URL and variant stored inside the entry.
+func hashHex(dst []byte, h uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], h)
+	return hex.AppendEncode(dst, b[:])
+}
+
+// shardOf picks the URL's shard and returns its URL hash.
+func shardOf(shards []shard, url string) (*shard, uint64) {
+	h := xxhash.Sum64String(url)
+	return &shards[h%uint64(len(shards))], h
+}
+
+func refOf(shards []shard, url, variant string) ref {
+	sh, uh := shardOf(shards, url)
+	vh := xxhash.Sum64String(variant)
+	var buf [128]byte
+	b := append(buf[:0], sh.entry...)
+	b = hashHex(b, uh)
+	b = append(b, ':')
+	b = hashHex(b, vh)
+	return ref{sh: sh, id: uh ^ bits.RotateLeft64(vh, 32), entry: string(b)}
+}
+
+// urlKey returns prefix + the URL's hash, for the per-URL keys.
+func (s *Store) urlKey(url string, prefix func(*shard) string) string {
+	shards := s.layoutOrSeed()
+	sh, uh := shardOf(shards, url)
+	return string(hashHex([]byte(prefix(sh)), uh))
+}
+
+// layoutOrSeed returns the shard layout, or the one the options seed when
+// no Get or Put has read <prefix>config yet (these key functions do no I/O).
+func (s *Store) layoutOrSeed() []shard {
+	if p := s.shards.Load(); p != nil {
+		return *p
+	}
+	shards := make([]shard, s.opts.Shards)
+	for i := range shards {
+		shards[i] = newShard(s.opts.Prefix, i)
+	}
+	return shards
+}
+
+// LeaseKey is the key of url's fleet-wide fill lease, in the slot of url's
+// entries. Before the first Get or Put has read the shard count from Redis it
+// uses Options.Shards.
+func (s *Store) LeaseKey(url string) string {
+	return s.urlKey(url, func(sh *shard) string { return sh.lock })
+}
+
+// MarkerKey is the key of url's "don't collapse" marker, in the slot of url's
+// entries.
+func (s *Store) MarkerKey(url string) string {
+	return s.urlKey(url, func(sh *shard) string { return sh.hfm })
+}
+
+// FillChannel is the pub/sub channel on which Put announces that it stored a
+// response for url (the message is the variant's hash). On Redis Cluster it
+// is a shard channel (SPUBLISH, subscribe with SSUBSCRIBE); elsewhere a plain
+// one (PUBLISH, SUBSCRIBE).
+func (s *Store) FillChannel(url string) string {
+	return s.urlKey(url, func(sh *shard) string { return sh.fill })
+}
+
+// Get returns the stored response for url (policy.NormalizeURL's output) and
+// variant (policy.Variant's output, "" when the caller knows of no Vary),
+// in one round trip that also refreshes the entry's LRU position (at most
+// once a second per entry and process: finer resolution would only cost
+// writes). On a miss, vary lists the Vary names recorded for url, so that a
+// caller that guessed the variant wrong can compute the right one and ask
+// again: nil when the URL has no variants, empty (not nil) when it varied once
+// and no longer does. On a hit, vary is resp.Vary. A corrupt value is a miss
+// and is deleted.
+func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Response, vary []string, err error) {
+	shards, err := s.load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := refOf(shards, url, variant)
+	// A hit costs one GET. The LRU touch rides along in a pipeline at most
+	// once a second per entry; the Vary names are only read on a miss,
+	// where an origin fetch dwarfs a second round trip.
+	var get *redis.StringCmd
+	if now := s.now(); s.touched.due(r.id, now) {
+		pipe := s.client.Pipeline()
+		get = pipe.Get(ctx, r.entry)
+		ms := now.UnixMilli()
+		touchScript.Eval(ctx, pipe, []string{r.sh.lru}, r.member(), ms, ms+explicitScore)
+		_, _ = pipe.Exec(ctx) // the GET's error is checked below; the touch is best effort
+	} else {
+		get = s.client.Get(ctx, r.entry)
+	}
+	if err := get.Err(); err != nil && err != redis.Nil {
+		return nil, nil, fmt.Errorf("rediscache: get: %w", err)
+	}
+	if get.Err() == nil {
+		val := get.Val()
+		resp, err := decodeString(val)
+		if err != nil {
+			// A reader that finds garbage cleans it up, but only that
+			// garbage: the digest guards a value written meanwhile.
+			sum := sha1.Sum([]byte(val))
+			if err := s.delete(ctx, r, hex.EncodeToString(sum[:])); err != nil {
+				return nil, nil, err
+			}
+		} else if resp.URL == url && variantOf(resp) == variant {
+			return resp, resp.Vary, nil
+		}
+	}
+	names, err := s.client.HGet(ctx, r.vary(), "vary").Result()
+	switch {
+	case err == redis.Nil:
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("rediscache: get: %w", err)
+	case names == "":
+		return nil, []string{}, nil
+	}
+	return nil, strings.Split(names, ","), nil
+}
+
+// variantOf is the variant a stored response was selected on; "" when it
+// does not vary, without calling policy.Variant on the hot path.
+func variantOf(r *policy.Response) string {
+	if len(r.Vary) == 0 {
+		return ""
+	}
+	return policy.Variant(r.Vary, r.VaryValues)
+}
+
+// Put stores resp under (resp.URL, policy.Variant(resp.Vary, resp.VaryValues))
+// for ttl, indexes it in its shard's LRU sorted set, records the URL's Vary
+// names and variants, evicts least-recently-used entries of that shard while
+// it is over capacity — entries with explicit=false (only a heuristic made
+// them fresh, or they are kept only for revalidation) before all others —
+// and announces the fill on FillChannel(resp.URL). One script.
+func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) error {
+	if ttl < time.Millisecond {
+		return fmt.Errorf("rediscache: put: ttl %v is below a millisecond", ttl)
+	}
+	lim, err := s.currentLimits(ctx)
+	if err != nil {
+		return err
+	}
+	r := refOf(*s.shards.Load(), resp.URL, variantOf(resp))
+	val := Encode(nil, resp)
+	if int64(len(val)) > lim.maxBytes {
+		if err := s.delete(ctx, r, ""); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %d bytes, budget %d", ErrTooLarge, len(val), lim.maxBytes)
+	}
+	now := s.now()
+	score := now.UnixMilli()
+	if explicit {
+		score += explicitScore
+	}
+	var names string
+	if len(resp.Vary) > 0 {
+		names = strings.Join(resp.Vary, ",")
+	}
+	sh := r.sh
+	err = putScript.Run(ctx, s.client,
+		[]string{r.entry, r.vary(), sh.lru, sh.sz, sh.st},
+		r.member(), val, ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
+		names, sh.entry, s.publish, sh.fill+r.member()[:16],
+	).Err()
+	if err != nil {
+		return fmt.Errorf("rediscache: put: %w", err)
+	}
+	s.touched.mark(r.id, now) // the write set the score just now
+	return nil
+}
+
+// Delete removes one entry.
+func (s *Store) Delete(ctx context.Context, url, variant string) error {
+	shards, err := s.load(ctx)
+	if err != nil {
+		return err
+	}
+	return s.delete(ctx, refOf(shards, url, variant), "")
+}
+
+// delete removes r's entry; with a non-empty digest, only if the stored value
+// still has that SHA-1.
+func (s *Store) delete(ctx context.Context, r ref, digest string) error {
+	sh := r.sh
+	err := deleteScript.Run(ctx, s.client,
+		[]string{r.entry, r.vary(), sh.lru, sh.sz, sh.st}, r.member(), digest).Err()
+	if err != nil {
+		return fmt.Errorf("rediscache: delete: %w", err)
+	}
+	return nil
+}
+
+// Purge removes every variant of url, in one script.
+func (s *Store) Purge(ctx context.Context, url string) error {
+	shards, err := s.load(ctx)
+	if err != nil {
+		return err
+	}
+	r := refOf(shards, url, "")
+	sh := r.sh
+	err = purgeScript.Run(ctx, s.client,
+		[]string{r.vary(), sh.lru, sh.sz, sh.st},
+		r.member()[:16], sh.entry, r.member()[17:]).Err()
+	if err != nil {
+		return fmt.Errorf("rediscache: purge: %w", err)
+	}
+	return nil
+}
+
+// clearBatch bounds the work of one clear script, so that Redis serves
+// other clients between batches.
+const clearBatch = 500
+
+// Clear removes every entry of the prefix by walking the shards' LRU indexes
+// (never KEYS, SCAN or FLUSHDB), batch by batch. Entries written while it
+// runs may survive it. Leases and markers are left to their short TTLs.
+func (s *Store) Clear(ctx context.Context) error {
+	shards, err := s.load(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range shards {
+		sh := &shards[i]
+		for {
+			left, err := clearScript.Run(ctx, s.client,
+				[]string{sh.lru, sh.sz, sh.st}, sh.entry, sh.vary, clearBatch).Int64()
+			if err != nil {
+				return fmt.Errorf("rediscache: clear: %w", err)
+			}
+			if left == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// Stats are a cache's figures for operators, summed over its shards.
+type Stats struct {
+	Entries   int64 // entries indexed (including expired ones not yet swept)
+	Bytes     int64 // bytes of their encoded values
+	Evictions int64 // entries evicted for capacity, since the prefix was created
+	Expired   int64 // expired entries swept from the index
+	// The capacity in <prefix>config (whole cache) and the shard count this
+	// instance uses.
+	MaxEntries, MaxBytes int64
+	Shards               int
+}
+
+// Stats reads the figures: one pipeline of two small commands per shard.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	shards, err := s.load(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	pipe := s.client.Pipeline()
+	cfg := pipe.HMGet(ctx, s.configKey(), configFields...)
+	cards := make([]*redis.IntCmd, len(shards))
+	counts := make([]*redis.SliceCmd, len(shards))
+	for i := range shards {
+		cards[i] = pipe.ZCard(ctx, shards[i].lru)
+		counts[i] = pipe.HMGet(ctx, shards[i].st, "bytes", "evictions", "expired")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Stats{}, fmt.Errorf("rediscache: stats: %w", err)
+	}
+	c, err := parseConfig(cfg.Val())
+	if err != nil {
+		return Stats{}, fmt.Errorf("rediscache: stats: %s: %w", s.configKey(), err)
+	}
+	st := Stats{MaxEntries: c.maxEntries, MaxBytes: c.maxBytes, Shards: len(shards)}
+	for i := range shards {
+		st.Entries += cards[i].Val()
+		v := counts[i].Val()
+		st.Bytes += atoi(v[0])
+		st.Evictions += atoi(v[1])
+		st.Expired += atoi(v[2])
+	}
+	return st, nil
+}
+
+func atoi(v any) int64 {
+	s, _ := v.(string)
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// touchSet remembers, per entry and process, the second in which the entry's
+// LRU score was last refreshed, so that a hot entry costs one score write per
+// second rather than one per hit. It is a fixed table of 4096 slots (32 KiB),
+// lock-free: two entries sharing a slot cost an extra touch now and then,
+// never a wrong answer.
+type touchSet struct {
+	slots [4096]atomic.Uint64
+}
+
+func (t *touchSet) stamp(id uint64, now time.Time) (*atomic.Uint64, uint64) {
+	return &t.slots[id%uint64(len(t.slots))], id&^0xffffffff | uint64(uint32(now.Unix()))
+}
+
+// due reports whether the entry should be touched now, and records that it
+// is.
+func (t *touchSet) due(id uint64, now time.Time) bool {
+	slot, want := t.stamp(id, now)
+	old := slot.Load()
+	return old != want && slot.CompareAndSwap(old, want)
+}
+
+// mark records that the entry's score was set now.
+func (t *touchSet) mark(id uint64, now time.Time) {
+	slot, want := t.stamp(id, now)
+	slot.Store(want)
+}

@@ -1,0 +1,192 @@
+package roundtrip_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetcache/fleetcache/policy"
+	"github.com/fleetcache/fleetcache/roundtrip"
+)
+
+// memStore is an in-memory roundtrip.Store with the semantics of the Redis
+// store: entries per URL and variant, the URL's Vary names returned on a miss.
+type memStore struct {
+	mu      sync.Mutex
+	entries map[string]*policy.Response
+	vary    map[string][]string
+	fail    atomic.Bool // every call fails, as when Redis is down
+	gets    atomic.Int64
+	puts    atomic.Int64
+}
+
+func newMemStore() *memStore {
+	return &memStore{entries: map[string]*policy.Response{}, vary: map[string][]string{}}
+}
+
+var errDown = errors.New("store down")
+
+func (s *memStore) Get(ctx context.Context, url, variant string) (*policy.Response, []string, error) {
+	s.gets.Add(1)
+	if s.fail.Load() {
+		return nil, nil, errDown
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.entries[url+"\x00"+variant]; ok {
+		return r, nil, nil
+	}
+	return nil, s.vary[url], nil
+}
+
+func (s *memStore) Put(ctx context.Context, r *policy.Response, ttl time.Duration, explicit bool) error {
+	s.puts.Add(1)
+	if s.fail.Load() {
+		return errDown
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries[r.URL+"\x00"+policy.Variant(r.Vary, r.VaryValues)] = r
+	if len(r.Vary) > 0 {
+		s.vary[r.URL] = r.Vary
+	}
+	return nil
+}
+
+func (s *memStore) Purge(ctx context.Context, url string) error {
+	if s.fail.Load() {
+		return errDown
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, r := range s.entries {
+		if r.URL == url {
+			delete(s.entries, k)
+		}
+	}
+	delete(s.vary, url)
+	return nil
+}
+
+func (s *memStore) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.entries)
+}
+
+// clock is an injectable clock that tests move by hand.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *clock) HTTPDate() string        { return c.Now().UTC().Format(http.TimeFormat) }
+func (c *clock) HTTPDateIn(d time.Duration) string {
+	return c.Now().Add(d).UTC().Format(http.TimeFormat)
+}
+
+// origin is a loopback origin that counts the requests it answers.
+type origin struct {
+	*httptest.Server
+	hits    atomic.Int64
+	handler atomic.Value // http.HandlerFunc
+}
+
+func newOrigin(t *testing.T, clk *clock, h http.HandlerFunc) *origin {
+	o := &origin{}
+	o.handler.Store(h)
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.hits.Add(1)
+		w.Header().Set("Date", clk.HTTPDate()) // the origin shares the test's clock
+		o.handler.Load().(http.HandlerFunc)(w, r)
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *origin) set(h http.HandlerFunc) { o.handler.Store(h) }
+
+// fixture is a transport over a memStore and an origin, on a test clock.
+type fixture struct {
+	t     *testing.T
+	clk   *clock
+	store *memStore
+	tr    *roundtrip.Transport
+	cl    *http.Client
+	o     *origin
+}
+
+func newFixture(t *testing.T, h http.HandlerFunc, opts roundtrip.Options) *fixture {
+	t.Helper()
+	f := &fixture{t: t, clk: newClock(), store: newMemStore()}
+	f.o = newOrigin(t, f.clk, h)
+	if opts.Now == nil {
+		opts.Now = f.clk.Now
+	}
+	if opts.Transport == nil {
+		tr := &http.Transport{}
+		t.Cleanup(tr.CloseIdleConnections)
+		opts.Transport = tr
+	}
+	f.tr = roundtrip.New(f.store, opts)
+	t.Cleanup(func() { require.NoError(t, f.tr.Close()) })
+	f.cl = &http.Client{Transport: f.tr}
+	return f
+}
+
+// do sends a request through the cache and reads the whole body.
+func (f *fixture) do(method, path string, header ...string) (*http.Response, string) {
+	f.t.Helper()
+	req, err := http.NewRequest(method, f.o.URL+path, nil)
+	require.NoError(f.t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	resp, err := f.cl.Do(req)
+	require.NoError(f.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(f.t, err)
+	return resp, string(b)
+}
+
+func (f *fixture) get(path string, header ...string) (*http.Response, string) {
+	f.t.Helper()
+	return f.do(http.MethodGet, path, header...)
+}
+
+// eventually waits for cond with a deadline instead of sleeping.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling interval, not a wait for state
+	}
+}
+
+// fixedBody answers with cache-control cc and body, and counts nothing more.
+func fixedBody(cc, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if cc != "" {
+			w.Header().Set("Cache-Control", cc)
+		}
+		fmt.Fprint(w, body)
+	}
+}

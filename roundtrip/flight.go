@@ -1,0 +1,295 @@
+package roundtrip
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/fleetcache/fleetcache/policy"
+)
+
+// flightState says how far a flight's body has come.
+type flightState int
+
+const (
+	// filling: the pump is reading the origin's body into buf.
+	filling flightState = iota
+	// complete: the whole body is in buf; entry is set when it was storable.
+	complete
+	// streaming: the body is not shared (too large, or not storable): only
+	// the owner reads it, from buf and then straight from the origin.
+	streaming
+	// failed: the origin call or its body failed, or every reader left.
+	failed
+)
+
+// flight is one origin fetch shared by every caller in the process that
+// asked for the same key while it ran. The caller whose request was sent
+// (the owner) streams the body as it arrives; the others wait for the whole
+// body and are served the stored entry, each with its own reader, but only
+// when the policy lets that entry answer their own request.
+//
+// Memory is bounded by MaxEntryBytes (plus one read chunk): a body that
+// grows past it stops being buffered and is handed to the owner alone.
+type flight struct {
+	owner *caller
+	// Set before the flight is published, read-only afterwards.
+	resp              *http.Response // status and header; Body belongs to the pump or the owner
+	reqTime, respTime time.Time
+	err               error // the origin call failed: no resp
+	storable          bool
+	detail            string // why the response was not storable
+	cancel            context.CancelFunc
+	timer             *time.Timer // the shared fetch deadline; stopped when the owner alone streams
+
+	mu        sync.Mutex
+	wake      chan struct{} // closed and replaced whenever buf or state changes
+	buf       []byte
+	state     flightState
+	bodyErr   error
+	entry     *policy.Response
+	rest      io.ReadCloser // streaming: the unread remainder of the origin body
+	ownerGone bool
+	waiters   int
+}
+
+// caller identifies one RoundTrip call, so that the flight knows whose
+// request it sent.
+type caller struct{ ctx context.Context }
+
+// done returns a flight that needs no origin body: an entry found in the
+// store after a fleet peer filled it, or one freshened by a 304.
+func doneFlight(entry *policy.Response) *flight {
+	return &flight{state: complete, entry: entry, storable: true, wake: make(chan struct{})}
+}
+
+// failedFlight records an origin call that returned no response.
+func failedFlight(owner *caller, err error) *flight {
+	return &flight{owner: owner, err: err, state: failed, wake: make(chan struct{})}
+}
+
+// broadcast wakes every reader; f.mu must be held.
+func (f *flight) broadcast() {
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
+// pump reads the origin body into buf until it ends, grows past limit, or
+// nobody wants it any more. When the body arrived whole, fill builds and
+// stores the entry before anyone sees the end of the body, so that a caller
+// that has read a response finds it stored. end then runs once either way,
+// with that entry or nil (tooLarge says why there is none).
+func (f *flight) pump(limit int64, fill func(body []byte) *policy.Response, end func(e *policy.Response, tooLarge bool)) {
+	body := f.resp.Body
+	chunkp := chunks.Get().(*[]byte)
+	defer chunks.Put(chunkp)
+	chunk := *chunkp
+	for {
+		n, err := body.Read(chunk)
+		f.mu.Lock()
+		f.buf = append(f.buf, chunk[:n]...)
+		whole := err == io.EOF
+		switch {
+		case whole:
+		case err != nil:
+			f.state, f.bodyErr = failed, err
+		case int64(len(f.buf)) > limit:
+			// Too large to cache: the owner alone reads the rest, at its
+			// own pace and under its own context.
+			f.state, f.rest = streaming, body
+			f.handOff()
+		case f.ownerGone && f.waiters == 0:
+			f.state, f.bodyErr = failed, context.Canceled
+		}
+		state := f.state
+		f.broadcast()
+		f.mu.Unlock()
+		switch {
+		case whole:
+			f.finish(body)
+			e := fill(f.buf) // buf no longer changes
+			f.mu.Lock()
+			f.state, f.entry = complete, e
+			f.broadcast()
+			f.mu.Unlock()
+			end(e, false)
+			return
+		case state == failed:
+			f.finish(body)
+			end(nil, false)
+			return
+		case state == streaming:
+			end(nil, true)
+			return
+		}
+	}
+}
+
+// chunks recycles the pump's read buffers: every miss needs one for as long
+// as its body takes to arrive.
+var chunks = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
+
+// finish releases the origin connection and the fetch's deadline.
+func (f *flight) finish(body io.Closer) {
+	body.Close()
+	f.timer.Stop()
+	f.cancel()
+}
+
+// handOff makes the rest of the body the owner's alone: the shared fetch
+// deadline no longer applies, the owner's context does. f.mu must be held.
+func (f *flight) handOff() {
+	f.timer.Stop()
+	if f.ownerGone {
+		f.rest.Close()
+		f.rest = nil
+		f.cancel()
+		return
+	}
+	stop := context.AfterFunc(f.owner.ctx, f.cancel)
+	f.rest = &afterClose{ReadCloser: f.rest, after: func() { stop(); f.cancel() }}
+}
+
+// afterClose runs after once the reader is closed.
+type afterClose struct {
+	io.ReadCloser
+	once  sync.Once
+	after func()
+}
+
+func (a *afterClose) Close() error {
+	err := a.ReadCloser.Close()
+	a.once.Do(a.after)
+	return err
+}
+
+// join registers a waiter; it reports false when the flight has already
+// failed and cannot serve anyone.
+func (f *flight) join() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state == failed {
+		return false
+	}
+	f.waiters++
+	return true
+}
+
+// wait blocks until the body is complete (returning the entry, nil when the
+// response was not storable) or will not be shared, or ctx ends.
+func (f *flight) wait(ctx context.Context) (*policy.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	defer f.leave()
+	for f.state == filling {
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+			f.mu.Lock()
+		case <-ctx.Done():
+			f.mu.Lock()
+			return nil, ctx.Err()
+		}
+	}
+	if f.state == complete {
+		return f.entry, nil
+	}
+	return nil, nil
+}
+
+// leave unregisters a waiter, abandoning the fetch when nobody is left to
+// read it. f.mu must be held.
+func (f *flight) leave() {
+	f.waiters--
+	f.abandonIfUnwanted()
+}
+
+func (f *flight) abandonIfUnwanted() {
+	if f.ownerGone && f.waiters == 0 && f.state == filling && f.cancel != nil {
+		f.cancel()
+	}
+}
+
+// body returns the owner's reader of the response body.
+func (f *flight) body(ctx context.Context) io.ReadCloser {
+	return &flightReader{f: f, ctx: ctx}
+}
+
+// flightReader is the owner's view of the body: what the pump buffered, and
+// then, when the body was handed off, the origin's stream itself.
+type flightReader struct {
+	f      *flight
+	ctx    context.Context
+	off    int
+	closed bool
+}
+
+func (r *flightReader) Read(p []byte) (int, error) {
+	f := r.f
+	f.mu.Lock()
+	for {
+		if r.closed {
+			f.mu.Unlock()
+			return 0, errReadAfterClose
+		}
+		if r.off < len(f.buf) {
+			n := copy(p, f.buf[r.off:])
+			r.off += n
+			f.mu.Unlock()
+			return n, nil
+		}
+		switch {
+		case f.state == complete:
+			f.mu.Unlock()
+			return 0, io.EOF
+		case f.state == failed:
+			err := f.bodyErr
+			f.mu.Unlock()
+			if err == nil || err == context.Canceled {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		case f.state == streaming:
+			rest := f.rest
+			f.mu.Unlock()
+			if rest == nil {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return rest.Read(p)
+		}
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+		f.mu.Lock()
+	}
+}
+
+// Close lets the flight go: a body nobody else waits for is not fetched
+// further, and nothing incomplete is ever stored.
+func (r *flightReader) Close() error {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	f.ownerGone = true
+	if f.state == streaming && f.rest != nil {
+		err := f.rest.Close()
+		f.rest = nil
+		return err
+	}
+	f.abandonIfUnwanted()
+	return nil
+}

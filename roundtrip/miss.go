@@ -1,0 +1,362 @@
+package roundtrip
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/fleetcache/fleetcache/coalesce"
+	"github.com/fleetcache/fleetcache/policy"
+)
+
+// miss fetches a response nothing stored can answer.
+func (t *Transport) miss(rq *policy.Request, fwd string) (*http.Response, error) {
+	t.stats.misses.Add(1)
+	return t.collapse(rq, nil, fwd)
+}
+
+// revalidate validates a stale (or no-cache) stored response with the
+// origin: a 304 freshens it, a new response replaces it.
+func (t *Transport) revalidate(rq *policy.Request, stored *policy.Response, fwd string) (*http.Response, error) {
+	t.stats.revalidations.Add(1)
+	return t.collapse(rq, stored, fwd)
+}
+
+// flightKey names what a fetch produces: one variant of one URL.
+func (t *Transport) flightKey(rq *policy.Request) string {
+	names := t.vary.get(rq.URL)
+	return rq.URL + "\x00" + policy.Variant(names, policy.VaryValues(names, rq.R.Header))
+}
+
+// collapse sends one origin request for all the identical requests of the
+// process (and, with a fleet store, of the fleet) that arrive while it
+// runs. The caller whose request is sent streams the answer; the others are
+// served the stored result when it can answer their own request, and send
+// their own request otherwise (RFC 9111 §4).
+func (t *Transport) collapse(rq *policy.Request, stored *policy.Response, fwd string) (*http.Response, error) {
+	ctx := rq.R.Context()
+	me := &caller{ctx: ctx}
+	key := t.flightKey(rq)
+	if t.hfm.marked(key, t.now()) {
+		return t.respond(rq, stored, fwd, t.origin(rq, stored, me, nil, key))
+	}
+	f, _, err := t.group.Do(ctx, key, t.fetchTimeout, func(gctx context.Context) (*flight, error) {
+		return t.lead(gctx, rq, stored, me, key), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		// Joined a background refresh that left the fetch to a fleet peer.
+		f = t.origin(rq, stored, me, nil, key)
+	}
+	if f.owner == me {
+		return t.respond(rq, stored, fwd, f)
+	}
+	return t.follow(rq, stored, fwd, f)
+}
+
+// lead is the work of the first caller of a burst. The group forgets a key
+// once the response's header has arrived, but its body may still be
+// filling: a caller that comes then joins that flight, and one that comes
+// after it was stored finds the entry, which our caller's lookup may have
+// missed just before.
+func (t *Transport) lead(ctx context.Context, rq *policy.Request, stored *policy.Response, me *caller, key string) *flight {
+	if f, ok := t.filling.Load(key); ok {
+		return f.(*flight)
+	}
+	if entry := t.usable(ctx, rq); entry != nil {
+		return doneFlight(entry)
+	}
+	return t.fetch(ctx, rq, stored, me, key, false)
+}
+
+// fetch is the leader's work: wait for a fleet peer that already fetches
+// the URL, or take the fleet lease and ask the origin. In background mode
+// (a stale-while-revalidate refresh) it gives up, returning nil, when a peer
+// is already on it.
+func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *policy.Response, me *caller, key string, background bool) *flight {
+	if t.fleet == nil {
+		return t.origin(rq, stored, me, nil, key)
+	}
+	url := rq.URL
+	var marked bool
+	err := t.storeCall(ctx, func(ctx context.Context) (err error) {
+		marked, err = t.fleet.Marked(ctx, t.fstore.MarkerKey(url))
+		return err
+	})
+	if err != nil || marked {
+		return t.origin(rq, stored, me, nil, key)
+	}
+	leaseKey := t.fstore.LeaseKey(url)
+	// Twice at most: a peer that gave up without storing leaves the lease
+	// free for one of the waiters.
+	for range 2 {
+		var lease *coalesce.Lease
+		var ok bool
+		err := t.storeCall(ctx, func(ctx context.Context) (err error) {
+			lease, ok, err = t.fleet.Acquire(ctx, leaseKey, t.leaseTimeout)
+			return err
+		})
+		switch {
+		case err != nil:
+			return t.origin(rq, stored, me, nil, key)
+		case ok:
+			return t.origin(rq, stored, me, lease, key)
+		case background:
+			return nil
+		}
+		if entry := t.awaitPeer(ctx, rq, leaseKey); entry != nil {
+			t.stats.coalesced.Add(1)
+			return doneFlight(entry)
+		}
+	}
+	return t.origin(rq, stored, me, nil, key)
+}
+
+// awaitPeer waits, at most the lease time, for the fleet peer holding
+// leaseKey to store the URL, and returns the stored response when it can
+// answer rq. The watch is set up before the store is read again, so a fill
+// that happens in between is not missed.
+func (t *Transport) awaitPeer(ctx context.Context, rq *policy.Request, leaseKey string) *policy.Response {
+	if !t.brk.allow() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.leaseTimeout)
+	defer cancel()
+	w := t.fleet.Watch(ctx, t.fstore.FillChannel(rq.URL), leaseKey)
+	defer w.Stop()
+	t.brk.done(nil, true) // only a slot: the watch reports its own failures through Wait
+	if entry := t.usable(ctx, rq); entry != nil {
+		return entry
+	}
+	if err := w.Wait(ctx); err != nil {
+		return nil
+	}
+	return t.usable(ctx, rq)
+}
+
+// usable reads the store and returns what it holds for rq when that can be
+// served as it is.
+func (t *Transport) usable(ctx context.Context, rq *policy.Request) *policy.Response {
+	entry, _ := t.lookup(ctx, rq)
+	if entry == nil || t.policy.Reuse(rq, entry, t.now()).Action != policy.Serve {
+		return nil
+	}
+	return entry
+}
+
+// origin sends rq (made conditional when stored has validators) to the
+// origin, detached from the caller's context and bounded by FetchTimeout,
+// and returns the flight that reads the answer.
+func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *caller, lease *coalesce.Lease, key string) *flight {
+	var out *http.Request
+	if stored != nil {
+		out, _ = policy.Conditional(rq, stored)
+	} else {
+		out = policy.Unconditional(rq)
+	}
+	fctx, cancel := context.WithCancel(context.WithoutCancel(rq.R.Context()))
+	timer := time.AfterFunc(t.fetchTimeout, cancel)
+	reqTime := t.now()
+	resp, err := t.next.RoundTrip(out.WithContext(fctx))
+	respTime := t.now()
+	if err != nil {
+		timer.Stop()
+		cancel()
+		t.endLease(lease)
+		return failedFlight(me, err)
+	}
+	f := &flight{owner: me, resp: resp, reqTime: reqTime, respTime: respTime, cancel: cancel, timer: timer, wake: make(chan struct{})}
+
+	if stored != nil && resp.StatusCode == http.StatusNotModified {
+		resp.Body.Close()
+		timer.Stop()
+		cancel()
+		t.stats.notModified.Add(1)
+		fresh, ok := t.policy.Freshen(stored, resp, reqTime, respTime)
+		if !ok {
+			// The 304 selects nothing we hold (RFC 9111 §4.3.4): ask
+			// again, unconditionally.
+			return t.origin(rq, nil, me, lease, key)
+		}
+		f.state, f.entry, f.storable = complete, fresh, true
+		t.put(rq.R.Context(), fresh)
+		t.endLease(lease)
+		return f
+	}
+
+	f.storable, f.detail = t.policy.Storable(rq, resp)
+	if f.storable && resp.ContentLength > t.maxEntry {
+		f.storable, f.detail = false, "too-large"
+	}
+	if !f.storable {
+		t.unshareable(rq, key, lease)
+		f.mu.Lock()
+		f.state, f.rest = streaming, resp.Body
+		f.handOff()
+		f.mu.Unlock()
+		return f
+	}
+	if resp.ContentLength > 0 {
+		f.buf = make([]byte, 0, resp.ContentLength)
+	}
+	t.filling.Store(key, f)
+	go f.pump(t.maxEntry, func(body []byte) *policy.Response {
+		entry := t.policy.NewResponse(rq, resp, body, reqTime, respTime)
+		t.put(rq.R.Context(), entry)
+		// Stored first, forgotten second, and both before anyone sees the
+		// body end: a caller that finds neither the flight nor the entry
+		// cannot exist, and none finds a finished flight.
+		t.filling.CompareAndDelete(key, f)
+		return entry
+	}, func(entry *policy.Response, tooLarge bool) {
+		t.filling.CompareAndDelete(key, f)
+		if tooLarge {
+			t.unshareable(rq, key, lease)
+			return
+		}
+		t.endLease(lease)
+	})
+	return f
+}
+
+// unshareable marks key so that the next burst is not collapsed behind a
+// response it cannot use (Varnish's hit-for-miss), in the process and in
+// the fleet.
+func (t *Transport) unshareable(rq *policy.Request, key string, lease *coalesce.Lease) {
+	t.hfm.mark(key, t.now())
+	if t.fleet != nil {
+		ctx := context.WithoutCancel(rq.R.Context())
+		_ = t.storeCall(ctx, func(ctx context.Context) error { return t.fleet.Mark(ctx, t.fstore.MarkerKey(rq.URL)) })
+	}
+	t.endLease(lease)
+}
+
+// endLease frees the fleet lease once the fetch is over. Peers waiting on
+// a stored entry have already been woken by the store's fill announcement;
+// the others see the lease go and fetch for themselves.
+func (t *Transport) endLease(lease *coalesce.Lease) {
+	if lease != nil {
+		_ = t.storeCall(context.Background(), lease.Release)
+	}
+}
+
+// respond turns the flight the caller owns into its response.
+func (t *Transport) respond(rq *policy.Request, stored *policy.Response, fwd string, f *flight) (*http.Response, error) {
+	if stale := t.staleOnError(rq, stored, f); stale != nil {
+		return stale, nil
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	if f.resp == nil || f.resp.StatusCode == http.StatusNotModified && stored != nil {
+		// Served by a fleet peer's fetch, or freshened by a 304.
+		status := 0
+		if f.resp != nil {
+			status = f.resp.StatusCode
+		}
+		return t.serveEntry(rq, f.entry, fwd, status, f.resp == nil), nil
+	}
+	resp := *f.resp
+	resp.Header = f.resp.Header.Clone()
+	resp.Body = f.body(rq.R.Context())
+	resp.Request = rq.R
+	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Stored: f.storable, Detail: f.detail}.AppendTo(resp.Header, t.name)
+	return &resp, nil
+}
+
+// follow serves a caller that waited on another caller's flight: the
+// stored result when it can answer this caller's own request, and
+// otherwise this caller's own request to the origin.
+func (t *Transport) follow(rq *policy.Request, stored *policy.Response, fwd string, f *flight) (*http.Response, error) {
+	if f.err != nil {
+		// The origin failed for the leader; asking it again at once, once
+		// per waiter, would only pile on.
+		return t.respond(rq, stored, fwd, failedFlight(nil, f.err))
+	}
+	if f.join() {
+		entry, err := f.wait(rq.R.Context())
+		if err != nil {
+			return nil, err
+		}
+		if entry != nil && t.policy.Reuse(rq, entry, t.now()).Action == policy.Serve {
+			t.stats.coalesced.Add(1)
+			return t.serveEntry(rq, entry, fwd, 0, true), nil
+		}
+	}
+	return t.respond(rq, stored, fwd, t.origin(rq, stored, &caller{ctx: rq.R.Context()}, nil, t.flightKey(rq)))
+}
+
+// serveEntry serves an entry that was just fetched or freshened; fwdStatus
+// is the origin's answer, 0 when another caller's fetch got it.
+func (t *Transport) serveEntry(rq *policy.Request, entry *policy.Response, fwd string, fwdStatus int, collapsed bool) *http.Response {
+	reuse := t.policy.Reuse(rq, entry, t.now())
+	return t.serve(rq, entry, reuse.Age, policy.CacheStatus{
+		Fwd: fwd, FwdStatus: fwdStatus, Stored: true, Collapsed: collapsed, TTL: reuse.TTL, HasTTL: true,
+	})
+}
+
+// staleOnError serves stored instead of an origin failure when
+// stale-if-error or the policy allows it (RFC 5861 §4, RFC 9111 §4.2.4).
+func (t *Transport) staleOnError(rq *policy.Request, stored *policy.Response, f *flight) *http.Response {
+	if stored == nil {
+		return nil
+	}
+	status := 0
+	if f.resp != nil {
+		status = f.resp.StatusCode
+		switch status {
+		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		default:
+			return nil
+		}
+	} else if f.err == nil {
+		return nil
+	}
+	now := t.now()
+	if !t.policy.StaleIfError(rq, stored, now) {
+		return nil
+	}
+	if f.resp != nil && f.owner != nil {
+		f.body(rq.R.Context()).Close()
+	}
+	t.stats.staleServed.Add(1)
+	reuse := t.policy.Reuse(rq, stored, now)
+	return t.serve(rq, stored, reuse.Age, policy.CacheStatus{
+		Fwd: "stale", FwdStatus: status, TTL: reuse.TTL, HasTTL: true, Detail: "stale-if-error",
+	})
+}
+
+// refreshInBackground revalidates a stale entry that was served under
+// stale-while-revalidate, once for the process and, through the lease,
+// once for the fleet. The caller never waits for it.
+func (t *Transport) refreshInBackground(rq *policy.Request, stored *policy.Response) {
+	key := t.flightKey(rq)
+	if _, busy := t.refreshing.LoadOrStore(key, struct{}{}); busy {
+		return
+	}
+	started := t.goBackground(func() {
+		defer t.refreshing.Delete(key)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.R.Context()), t.fetchTimeout)
+		defer cancel()
+		stop := context.AfterFunc(t.background, cancel)
+		defer stop()
+		brq := t.policy.ParseRequest(rq.R.Clone(ctx))
+		me := &caller{ctx: ctx}
+		f, _, err := t.group.Do(ctx, key, t.fetchTimeout, func(gctx context.Context) (*flight, error) {
+			return t.fetch(gctx, &brq, stored, me, key, true), nil
+		})
+		if err != nil || f == nil || f.owner != me || f.resp == nil {
+			return
+		}
+		t.stats.revalidations.Add(1)
+		body := f.body(ctx)
+		_, _ = io.Copy(io.Discard, body)
+		body.Close()
+	})
+	if !started {
+		t.refreshing.Delete(key)
+	}
+}

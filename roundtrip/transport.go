@@ -1,0 +1,501 @@
+package roundtrip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fleetcache/fleetcache/coalesce"
+	"github.com/fleetcache/fleetcache/policy"
+)
+
+// Store is the shared store the transport reads and writes.
+// *rediscache.Store implements it.
+type Store interface {
+	// Get returns the response stored for url and variant, or nil. On a
+	// miss it returns the Vary names recorded for url, so that a caller
+	// that guessed the variant wrong can ask again.
+	Get(ctx context.Context, url, variant string) (*policy.Response, []string, error)
+	// Put stores resp for ttl; explicit is false for entries that only a
+	// heuristic made fresh or that are kept only for revalidation.
+	Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) error
+	// Purge removes every variant stored for url.
+	Purge(ctx context.Context, url string) error
+}
+
+// FleetStore is a Store shared by several processes through Redis. When
+// the store given to New implements it, misses are collapsed across the
+// whole fleet, not only inside one process: one process holds the lease at
+// LeaseKey while it fetches, and Put announces each fill on FillChannel.
+type FleetStore interface {
+	Store
+	Client() redis.UniversalClient
+	LeaseKey(url string) string
+	MarkerKey(url string) string
+	FillChannel(url string) string
+}
+
+// Options configure a Transport. The zero value is the recommended
+// production setup: a shared cache in front of http.DefaultTransport.
+type Options struct {
+	// Transport sends the requests the cache cannot answer.
+	// Nil means http.DefaultTransport.
+	Transport http.RoundTripper
+	// Private makes a private (single-user) cache, which may store
+	// responses marked private. The default is a shared cache.
+	Private bool
+	// HeuristicCap caps heuristic freshness; 0 means 24h.
+	HeuristicCap time.Duration
+	// MaxEntryBytes is the largest body that is stored; larger bodies
+	// stream through uncached and are never held whole. 0 means 8 MiB.
+	MaxEntryBytes int64
+	// Name is the cache's name in Cache-Status; "" means "fleetcache".
+	Name string
+	// Logger receives the few events worth logging; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject one.
+	Now func() time.Time
+	// StoreTimeout bounds each call to the store; 0 means 100ms. A call
+	// that fails or times out sends the request to the origin as if the
+	// cache were empty.
+	StoreTimeout time.Duration
+	// FetchTimeout bounds an origin fetch that several callers share (a
+	// collapsed miss, a background refresh); 0 means 30s. A fetch that
+	// only one caller reads is bounded by that caller's context instead.
+	FetchTimeout time.Duration
+	// LeaseTimeout is the longest a process waits for a fleet peer that
+	// fetches the same URL before fetching it itself; 0 means 5s.
+	LeaseTimeout time.Duration
+}
+
+// Transport is a caching http.RoundTripper. It is safe for concurrent use.
+type Transport struct {
+	store  Store
+	fleet  *coalesce.Fleet // nil when the store is not shared through Redis
+	fstore FleetStore
+	policy *policy.Policy
+	next   http.RoundTripper
+	name   string
+	log    *slog.Logger
+	now    func() time.Time
+
+	maxEntry     int64
+	storeTimeout time.Duration
+	fetchTimeout time.Duration
+	leaseTimeout time.Duration
+
+	group      coalesce.Group[*flight]
+	vary       varyMemo
+	hfm        markers
+	brk        breaker
+	filling    sync.Map   // flight key -> *flight whose body is still being read
+	refreshing sync.Map   // flight keys with a background refresh under way
+	bgMu       sync.Mutex // orders goBackground against Close
+	bg         sync.WaitGroup
+	background context.Context // ended by Close: stops background refreshes
+	stop       context.CancelFunc
+
+	stats counters
+}
+
+// New returns a Transport that caches in store.
+func New(store Store, opts Options) *Transport {
+	t := &Transport{
+		store: store,
+		policy: policy.New(policy.Options{
+			Private:      opts.Private,
+			HeuristicCap: opts.HeuristicCap,
+		}),
+		next:         opts.Transport,
+		name:         opts.Name,
+		log:          opts.Logger,
+		now:          opts.Now,
+		maxEntry:     opts.MaxEntryBytes,
+		storeTimeout: opts.StoreTimeout,
+		fetchTimeout: opts.FetchTimeout,
+		leaseTimeout: opts.LeaseTimeout,
+	}
+	t.background, t.stop = context.WithCancel(context.Background())
+	if t.next == nil {
+		t.next = http.DefaultTransport
+	}
+	if t.name == "" {
+		t.name = "fleetcache"
+	}
+	if t.log == nil {
+		t.log = slog.Default()
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.maxEntry <= 0 {
+		t.maxEntry = 8 << 20
+	}
+	if t.storeTimeout <= 0 {
+		t.storeTimeout = 100 * time.Millisecond
+	}
+	if t.fetchTimeout <= 0 {
+		t.fetchTimeout = 30 * time.Second
+	}
+	if t.leaseTimeout <= 0 {
+		t.leaseTimeout = 5 * time.Second
+	}
+	t.brk = breaker{log: t.log, now: t.now}
+	if fs, ok := store.(FleetStore); ok {
+		t.fstore = fs
+		t.fleet = coalesce.NewFleet(fs.Client(), coalesce.FleetOptions{})
+	}
+	return t
+}
+
+// Close waits for background refreshes to finish and stops the fleet
+// subscription. The store is the caller's to close.
+func (t *Transport) Close() error {
+	t.bgMu.Lock()
+	t.stop()
+	t.bgMu.Unlock()
+	t.bg.Wait()
+	if t.fleet != nil {
+		return t.fleet.Close()
+	}
+	return nil
+}
+
+// goBackground runs fn in a goroutine that Close waits for; it reports
+// false, running nothing, once Close has begun.
+func (t *Transport) goBackground(fn func()) bool {
+	t.bgMu.Lock()
+	defer t.bgMu.Unlock()
+	if t.background.Err() != nil {
+		return false
+	}
+	t.bg.Add(1)
+	go func() {
+		defer t.bg.Done()
+		fn()
+	}()
+	return true
+}
+
+var errReadAfterClose = errors.New("fleetcache: read on closed response body")
+
+// RoundTrip answers req from the cache when the policy allows it, and
+// otherwise from the origin, storing what may be stored.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rq := t.policy.ParseRequest(req)
+	if rq.Bypass != "" {
+		return t.bypass(&rq)
+	}
+	ctx := req.Context()
+	now := t.now()
+	stored, fwd := t.lookup(ctx, &rq)
+	if stored != nil {
+		reuse := t.policy.Reuse(&rq, stored, now)
+		switch reuse.Action {
+		case policy.Serve:
+			t.stats.hits.Add(1)
+			return t.serve(&rq, stored, reuse.Age, policy.CacheStatus{Hit: true, TTL: reuse.TTL, HasTTL: true, Detail: reuse.Detail}), nil
+		case policy.ServeStale:
+			t.stats.hits.Add(1)
+			t.stats.staleServed.Add(1)
+			t.refreshInBackground(&rq, stored)
+			return t.serve(&rq, stored, reuse.Age, policy.CacheStatus{Hit: true, TTL: reuse.TTL, HasTTL: true, Detail: "stale-while-revalidate"}), nil
+		case policy.Revalidate:
+			if rq.OnlyIfCached {
+				return t.gatewayTimeout(&rq), nil
+			}
+			fwd := "stale"
+			if reuse.TTL > 0 && (rq.NoCache || rq.MaxAge >= 0 || rq.MinFresh >= 0) {
+				fwd = "request" // fresh, but the caller asked for validation
+			}
+			return t.revalidate(&rq, stored, fwd)
+		}
+		fwd = reuse.Detail
+		if fwd != "vary-miss" {
+			fwd = "miss"
+		}
+	}
+	if rq.OnlyIfCached {
+		return t.gatewayTimeout(&rq), nil
+	}
+	if req.Method == http.MethodHead {
+		return t.headMiss(&rq, stored, fwd)
+	}
+	return t.miss(&rq, fwd)
+}
+
+// bypass sends a request the cache must not answer, and applies what its
+// response invalidates (RFC 9111 §4.4).
+func (t *Transport) bypass(rq *policy.Request) (*http.Response, error) {
+	t.stats.bypasses.Add(1)
+	resp, err := t.next.RoundTrip(rq.R)
+	if err != nil {
+		return nil, err
+	}
+	fwd := "bypass"
+	if rq.Bypass == "method" {
+		fwd = "method"
+		for _, u := range policy.Invalidates(rq.R, resp) {
+			t.purge(rq.R.Context(), u)
+		}
+	}
+	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Detail: rq.Bypass}.AppendTo(resp.Header, t.name)
+	return resp, nil
+}
+
+// purge removes every variant of url; a failure is logged by the breaker's
+// accounting and otherwise ignored: entries expire by their TTL anyway.
+func (t *Transport) purge(ctx context.Context, url string) {
+	t.vary.forget(url)
+	ctx = context.WithoutCancel(ctx) // an invalidation must not be lost to a caller that stopped reading
+	_ = t.storeCall(ctx, func(ctx context.Context) error { return t.store.Purge(ctx, url) })
+}
+
+// lookup reads the stored response for rq with one store round trip in the
+// common case, learning the URL's Vary names on the way. fwd says why
+// nothing was found.
+func (t *Transport) lookup(ctx context.Context, rq *policy.Request) (*policy.Response, string) {
+	names := t.vary.get(rq.URL)
+	for range 2 {
+		variant := policy.Variant(names, policy.VaryValues(names, rq.R.Header))
+		var resp *policy.Response
+		var vary []string
+		err := t.storeCall(ctx, func(ctx context.Context) (err error) {
+			resp, vary, err = t.store.Get(ctx, rq.URL, variant)
+			return err
+		})
+		switch {
+		case err != nil:
+			return nil, "uri-miss"
+		case resp != nil:
+			t.vary.set(rq.URL, resp.Vary)
+			return resp, ""
+		case len(vary) == 0:
+			return nil, "uri-miss"
+		case equalNames(vary, names):
+			return nil, "vary-miss"
+		}
+		names = vary
+		t.vary.set(rq.URL, vary)
+	}
+	return nil, "vary-miss"
+}
+
+// storeCall runs one store operation under the store timeout and the
+// breaker. Its error only ever means "act as if uncached".
+func (t *Transport) storeCall(ctx context.Context, op func(ctx context.Context) error) error {
+	if !t.brk.allow() {
+		return errBreakerOpen
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.storeTimeout)
+	err := op(cctx)
+	cancel()
+	abandoned := err != nil && ctx.Err() != nil
+	t.brk.done(err, abandoned)
+	if err != nil && !abandoned {
+		t.stats.storeErrors.Add(1)
+	}
+	return err
+}
+
+// serve builds the caller's response from a stored one: its own header map
+// and body reader, Age and Cache-Status added, or a local 304 when the
+// caller's own validators match (RFC 9111 §4.3.2).
+func (t *Transport) serve(rq *policy.Request, stored *policy.Response, age time.Duration, cs policy.CacheStatus) *http.Response {
+	status := stored.Status
+	var h http.Header
+	if policy.NotModified(rq.R, stored) {
+		status = http.StatusNotModified
+		h = notModifiedHeader(stored.Header)
+	} else {
+		h = stored.Header.Clone()
+	}
+	if h == nil {
+		h = make(http.Header, 2)
+	}
+	// Age is sent in whole seconds, rounded down; the ttl counts from
+	// the same rounded age so that the two add up to the lifetime.
+	cs.TTL += age % time.Second
+	// One backing array for the two fields the cache adds.
+	added := []string{strconv.FormatInt(int64(age/time.Second), 10), cs.String(t.name)}
+	h["Age"] = added[0:1:1]
+	h["Cache-Status"] = append(h["Cache-Status"], added[1])
+	resp := &http.Response{
+		Status:     statusLine(status),
+		StatusCode: status,
+		Proto:      protoName(stored.ProtoMajor, stored.ProtoMinor),
+		ProtoMajor: stored.ProtoMajor,
+		ProtoMinor: stored.ProtoMinor,
+		Header:     h,
+		Request:    rq.R,
+		Body:       http.NoBody,
+	}
+	if status != http.StatusNotModified {
+		resp.ContentLength = int64(len(stored.Body))
+		if rq.R.Method != http.MethodHead && len(stored.Body) > 0 {
+			resp.Body = newEntryBody(stored.Body)
+		}
+	}
+	return resp
+}
+
+// entryBody reads a stored body. The bytes are shared by every caller
+// served from the same entry; nobody writes to them.
+type entryBody struct{ bytes.Reader }
+
+func newEntryBody(b []byte) *entryBody {
+	e := &entryBody{}
+	e.Reset(b)
+	return e
+}
+
+func (*entryBody) Close() error { return nil }
+
+// statusLines holds "200 OK" and its kin, so that a hit does not build the
+// status line again.
+var statusLines = func() map[int]string {
+	m := make(map[int]string)
+	for code := 100; code < 600; code++ {
+		if text := http.StatusText(code); text != "" {
+			m[code] = strconv.Itoa(code) + " " + text
+		}
+	}
+	return m
+}()
+
+func statusLine(code int) string {
+	if s, ok := statusLines[code]; ok {
+		return s
+	}
+	return strconv.Itoa(code)
+}
+
+func protoName(major, minor int) string {
+	if major == 1 && minor == 1 {
+		return "HTTP/1.1"
+	}
+	return "HTTP/" + strconv.Itoa(major) + "." + strconv.Itoa(minor)
+}
+
+// notModifiedHeader keeps the fields a 304 carries (RFC 9110 §15.4.5).
+func notModifiedHeader(stored http.Header) http.Header {
+	h := make(http.Header, 8)
+	for _, k := range []string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Vary", "Last-Modified"} {
+		if v, ok := stored[k]; ok {
+			h[k] = v
+		}
+	}
+	return h
+}
+
+// gatewayTimeout answers only-if-cached when nothing suitable is stored
+// (RFC 9111 §5.2.1.7).
+func (t *Transport) gatewayTimeout(rq *policy.Request) *http.Response {
+	h := make(http.Header, 2)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	policy.CacheStatus{Fwd: "miss", Detail: "only-if-cached"}.AppendTo(h, t.name)
+	body := "504 Gateway Timeout: only-if-cached and no suitable stored response\n"
+	return &http.Response{
+		Status:        "504 Gateway Timeout",
+		StatusCode:    http.StatusGatewayTimeout,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader([]byte(body))),
+		ContentLength: int64(len(body)),
+		Request:       rq.R,
+	}
+}
+
+// headMiss forwards a HEAD the store cannot answer; a 200 to it freshens
+// the stored GET response, or marks it for revalidation when it no longer
+// matches (RFC 9111 §4.3.5).
+func (t *Transport) headMiss(rq *policy.Request, stored *policy.Response, fwd string) (*http.Response, error) {
+	t.stats.misses.Add(1)
+	reqTime := t.now()
+	resp, err := t.next.RoundTrip(rq.R)
+	if err != nil {
+		return nil, err
+	}
+	if stored != nil && resp.StatusCode == http.StatusOK {
+		if fresh, ok := t.policy.FreshenHead(stored, resp, reqTime, t.now()); ok {
+			t.put(rq.R.Context(), fresh)
+		} else {
+			t.purge(rq.R.Context(), rq.URL)
+		}
+	}
+	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode}.AppendTo(resp.Header, t.name)
+	return resp, nil
+}
+
+// put stores an entry for as long as the policy says it is worth keeping.
+func (t *Transport) put(ctx context.Context, entry *policy.Response) {
+	ttl, explicit := t.policy.Keep(entry, t.now())
+	if ttl <= 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if t.storeCall(ctx, func(ctx context.Context) error { return t.store.Put(ctx, entry, ttl, explicit) }) == nil {
+		t.stats.stores.Add(1)
+		t.vary.set(entry.URL, entry.Vary)
+	}
+}
+
+func equalNames(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Stats are the transport's counters since New.
+type Stats struct {
+	Hits          int64 // served from the store without contacting the origin
+	Misses        int64 // sent to the origin because nothing usable was stored
+	Revalidations int64 // conditional requests sent for stale entries
+	NotModified   int64 // revalidations the origin answered with 304
+	Stores        int64 // entries written to the store
+	Coalesced     int64 // callers served from another caller's or process's fetch
+	Bypasses      int64 // requests the cache did not handle (unsafe methods, ranges)
+	StaleServed   int64 // stale entries served (stale-while-revalidate, stale-if-error)
+	StoreErrors   int64 // store calls that failed or timed out (each served from the origin)
+	BreakerOpen   bool  // the store is failing and is not being called
+	BreakerTrips  int64 // times the breaker opened
+}
+
+type counters struct {
+	hits, misses, revalidations, notModified, stores, coalesced, bypasses, staleServed, storeErrors atomic.Int64
+}
+
+// Stats returns the transport's counters.
+func (t *Transport) Stats() Stats {
+	open, trips := t.brk.state()
+	return Stats{
+		Hits:          t.stats.hits.Load(),
+		Misses:        t.stats.misses.Load(),
+		Revalidations: t.stats.revalidations.Load(),
+		NotModified:   t.stats.notModified.Load(),
+		Stores:        t.stats.stores.Load(),
+		Coalesced:     t.stats.coalesced.Load(),
+		Bypasses:      t.stats.bypasses.Load(),
+		StaleServed:   t.stats.staleServed.Load(),
+		StoreErrors:   t.stats.storeErrors.Load(),
+		BreakerOpen:   open,
+		BreakerTrips:  trips,
+	}
+}
