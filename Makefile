@@ -7,9 +7,10 @@ PKGS        := ./...
 
 .PHONY: test redis-server race lint bench demo cover fuzz
 
-## test: unit and integration tests, with the race detector
+## test: unit and integration tests, with the race detector, and a smoke run of the benchmark harness
 test: redis-server
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	cd bench && $(GO) test -count=1 -timeout 10m ./...
 
 ## redis-server: what the integration tests start (installed from Debian's packages when missing)
 redis-server:
@@ -24,6 +25,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
+	cd bench && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## bench: Go microbenchmarks, then the side-by-side comparison of docs/benchmarks.md
 bench:

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/fleetcache/fleetcache/rediscache"
+	"github.com/fleetcache/fleetcache/roundtrip"
+)
+
+// openFleetcache is fleetcache as a user sets it up: a rediscache store and
+// the transport with zero Options, except the transport to the origin, which
+// every implementation shares.
+func openFleetcache(e env) (http.RoundTripper, func(), error) {
+	rdb, err := newGoRedis(e.redisURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := rediscache.New(rdb, rediscache.Options{Prefix: e.prefix})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, err
+	}
+	t := roundtrip.New(store, roundtrip.Options{Transport: e.origin})
+	return t, func() { _ = t.Close(); _ = rdb.Close() }, nil
+}

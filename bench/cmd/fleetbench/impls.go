@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	redigo "github.com/gomodule/redigo/redis"
+	"github.com/gregjones/httpcache"
+	httpcacheredis "github.com/gregjones/httpcache/redis"
+	"github.com/redis/go-redis/v9"
+)
+
+// env is what every implementation of a run shares: the same Redis, the same
+// transport to the same origin, and a key prefix unique to the run.
+type env struct {
+	redisURL string
+	prefix   string
+	origin   http.RoundTripper
+}
+
+// impl is one HTTP client stack under test. open returns its transport and
+// the function that releases what it holds.
+type impl struct {
+	name string
+	open func(e env) (http.RoundTripper, func(), error)
+}
+
+// The implementations compared, in the order of the tables.
+var impls = []impl{
+	{"direct", openDirect},
+	{"floor", openFloor},
+	{"fleetcache", openFleetcache},
+	{"httpcache", openHTTPCache},
+	{"httpcache-pool", openHTTPCachePool},
+}
+
+func implNames() []string {
+	names := make([]string, len(impls))
+	for i, im := range impls {
+		names[i] = im.name
+	}
+	return names
+}
+
+func findImpl(name string) (impl, error) {
+	i := slices.IndexFunc(impls, func(im impl) bool { return im.name == name })
+	if i < 0 {
+		return impl{}, fmt.Errorf("unknown implementation %q (known: %v)", name, implNames())
+	}
+	return impls[i], nil
+}
+
+// newOriginTransport is the transport every implementation reaches the origin
+// through. The default transport keeps two idle connections per host, which
+// would turn every concurrent miss into a new TCP connection.
+func newOriginTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 1024
+	return t
+}
+
+// openDirect is no cache at all: every request goes to the origin.
+func openDirect(e env) (http.RoundTripper, func(), error) {
+	return e.origin, func() {}, nil
+}
+
+func newGoRedis(redisURL string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", err)
+	}
+	return redis.NewClient(opt), nil
+}
+
+// floor is the least any Redis-backed HTTP cache can do on a hit: one GET of
+// a response serialised in wire format, parsed back with http.ReadResponse.
+// No freshness decision, no LRU, no Age. A miss fetches from the origin and
+// stores the wire form, so that the warm-up fills it like the real caches.
+type floor struct {
+	rdb    *redis.Client
+	prefix string
+	origin http.RoundTripper
+}
+
+func openFloor(e env) (http.RoundTripper, func(), error) {
+	rdb, err := newGoRedis(e.redisURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &floor{rdb: rdb, prefix: e.prefix + "floor:", origin: e.origin}, func() { _ = rdb.Close() }, nil
+}
+
+// floorTTL bounds how long the floor's keys outlive a run on a Redis given
+// with -redis.
+const floorTTL = time.Hour
+
+func (f *floor) RoundTrip(req *http.Request) (*http.Response, error) {
+	key := f.prefix + req.URL.String()
+	b, err := f.rdb.Get(req.Context(), key).Bytes()
+	if err == nil {
+		return http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), req)
+	}
+	if !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("floor: %w", err)
+	}
+	resp, err := f.origin.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	wire, err := httputil.DumpResponse(resp, true)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("floor: read origin response: %w", err)
+	}
+	if err := f.rdb.Set(req.Context(), key, wire, floorTTL).Err(); err != nil {
+		return nil, fmt.Errorf("floor: %w", err)
+	}
+	return http.ReadResponse(bufio.NewReader(bytes.NewReader(wire)), req)
+}
+
+// openHTTPCache is github.com/gregjones/httpcache with its Redis backend as
+// it ships: the backend wraps one redigo connection, which is not safe for
+// concurrent use, so every cache operation holds a mutex.
+func openHTTPCache(e env) (http.RoundTripper, func(), error) {
+	conn, err := redigo.DialURL(e.redisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("httpcache: %w", err)
+	}
+	t := httpcache.NewTransport(&lockedCache{c: httpcacheredis.NewWithClient(conn)})
+	t.Transport = e.origin
+	return t, func() { _ = conn.Close() }, nil
+}
+
+// lockedCache serialises the calls to a cache that is not safe for
+// concurrent use.
+type lockedCache struct {
+	mu sync.Mutex
+	c  httpcache.Cache
+}
+
+func (l *lockedCache) Get(key string) ([]byte, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c.Get(key)
+}
+
+func (l *lockedCache) Set(key string, b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.c.Set(key, b)
+}
+
+func (l *lockedCache) Delete(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.c.Delete(key)
+}
+
+// openHTTPCachePool is github.com/gregjones/httpcache with the Redis backend
+// rewritten to take a connection from a redigo.Pool for every call: what a
+// careful user of the classic cache does under concurrency.
+func openHTTPCachePool(e env) (http.RoundTripper, func(), error) {
+	pool := &redigo.Pool{
+		// The pool size go-redis uses by default, so that neither side
+		// wins by keeping more connections.
+		MaxIdle:     10 * runtime.GOMAXPROCS(0),
+		IdleTimeout: time.Minute,
+		DialContext: func(ctx context.Context) (redigo.Conn, error) {
+			return redigo.DialURLContext(ctx, e.redisURL)
+		},
+	}
+	t := httpcache.NewTransport(poolCache{pool})
+	t.Transport = e.origin
+	return t, func() { _ = pool.Close() }, nil
+}
+
+// poolCache is httpcache/redis with a pool: the same commands and keys.
+type poolCache struct{ pool *redigo.Pool }
+
+// httpcacheKey is the key layout of httpcache/redis.
+func httpcacheKey(key string) string { return "rediscache:" + key }
+
+func (p poolCache) Get(key string) ([]byte, bool) {
+	c := p.pool.Get()
+	defer c.Close()
+	b, err := redigo.Bytes(c.Do("GET", httpcacheKey(key)))
+	return b, err == nil
+}
+
+func (p poolCache) Set(key string, b []byte) {
+	c := p.pool.Get()
+	defer c.Close()
+	_, _ = c.Do("SET", httpcacheKey(key), b)
+}
+
+func (p poolCache) Delete(key string) {
+	c := p.pool.Get()
+	defer c.Close()
+	_, _ = c.Do("DEL", httpcacheKey(key))
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// workerFlag, as the first argument, makes the program a worker process of a
+// fleet scenario instead of the benchmark.
+const workerFlag = "-worker"
+
+// workerSpec is the first line a worker reads on its standard input.
+type workerSpec struct {
+	Impl       string
+	RedisURL   string
+	Prefix     string
+	URL        string
+	Body       int
+	Goroutines int
+}
+
+// The rest of the protocol: the worker writes readyLine once its goroutines
+// wait, reads goLine, releases them, and writes its tally as one JSON line.
+const (
+	readyLine = "ready"
+	goLine    = "go"
+)
+
+// fleetStampede runs the stampede from r.sc.Procs worker processes, each
+// with its own instance of the implementation, released together.
+func (r *trial) fleetStampede(ctx context.Context) (*measured, error) {
+	spec := workerSpec{
+		Impl: r.im.name, RedisURL: r.env.redisURL, Prefix: r.env.prefix,
+		URL:  r.origin.resourceURL(r.id+"/cold", r.sc.Body, r.sc.Delay),
+		Body: r.sc.Body, Goroutines: r.sc.Goroutines,
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ws := make([]*worker, r.sc.Procs)
+	defer func() {
+		for _, w := range ws {
+			if w != nil {
+				w.stop()
+			}
+		}
+	}()
+	for i := range ws {
+		w, err := startWorker(ctx, r.self, spec)
+		if err != nil {
+			return nil, err
+		}
+		ws[i] = w
+	}
+	for _, w := range ws {
+		if err := w.expect(readyLine); err != nil {
+			return nil, err
+		}
+	}
+	origin0 := r.origin.requests.Load()
+	start := time.Now()
+	for _, w := range ws {
+		if _, err := io.WriteString(w.stdin, goLine+"\n"); err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+	}
+	sum := &measured{}
+	for _, w := range ws {
+		var t tally
+		line, err := w.line()
+		if err == nil {
+			err = json.Unmarshal([]byte(line), &t)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("worker result: %w", err)
+		}
+		sum.tally.add(&t)
+	}
+	sum.elapsed = time.Since(start)
+	sum.origin = r.origin.requests.Load() - origin0
+	return sum, nil
+}
+
+type worker struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *bufio.Reader
+	stderr strings.Builder
+}
+
+func startWorker(ctx context.Context, self string, spec workerSpec) (*worker, error) {
+	w := &worker{cmd: exec.CommandContext(ctx, self, workerFlag)}
+	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	w.cmd.Stderr = &w.stderr
+	in, err := w.cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := w.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	w.stdin, w.out = in, bufio.NewReader(out)
+	if err := w.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	if err := json.NewEncoder(in).Encode(spec); err != nil {
+		w.stop()
+		return nil, fmt.Errorf("worker spec: %w", err)
+	}
+	return w, nil
+}
+
+func (w *worker) line() (string, error) {
+	s, err := w.out.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("worker exited: %w: %s", err, w.stderr.String())
+	}
+	return strings.TrimSuffix(s, "\n"), nil
+}
+
+func (w *worker) expect(want string) error {
+	got, err := w.line()
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("worker said %q, want %q", got, want)
+	}
+	return nil
+}
+
+// stop waits for a worker that has finished, and kills one that has not.
+func (w *worker) stop() {
+	_ = w.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = w.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// workerMain is the whole life of a worker process.
+func workerMain(stdin io.Reader, stdout io.Writer) error {
+	in := bufio.NewReader(stdin)
+	var spec workerSpec
+	line, err := in.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read spec: %w", err)
+	}
+	if err := json.Unmarshal([]byte(line), &spec); err != nil {
+		return fmt.Errorf("spec: %w", err)
+	}
+	im, err := findImpl(spec.Impl)
+	if err != nil {
+		return err
+	}
+	origin := newOriginTransport()
+	defer origin.CloseIdleConnections()
+	rt, release, err := im.open(env{redisURL: spec.RedisURL, prefix: spec.Prefix, origin: origin})
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	t, err := burst(ctx, &http.Client{Transport: rt}, spec.URL, spec.Body, spec.Goroutines, func() error {
+		if _, err := fmt.Fprintln(stdout, readyLine); err != nil {
+			return err
+		}
+		got, err := in.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(got) != goLine {
+			return errors.New("worker: expected " + goLine)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(t)
+}
