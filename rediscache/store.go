@@ -170,7 +170,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 //	                                  Redis Cluster: any addr parameter makes
 //	                                  the URL a cluster's list of seed nodes
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
-	client, err := newClient(rawURL)
+	client, err := NewClient(rawURL)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func newClient(rawURL string) (redis.UniversalClient, error) {
+// NewClient makes a client for a Redis URL in any form Open accepts,
+// without connecting: for a process that must start, and serve uncached,
+// while Redis is unreachable (pass the client to New, which does no I/O
+// either). The caller closes the client.
+func NewClient(rawURL string) (redis.UniversalClient, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Parse quotes the URL, password included; say less.

@@ -651,7 +651,7 @@ func TestOpen(t *testing.T) {
 }
 
 func TestOpen_ClusterForm(t *testing.T) {
-	c, err := newClient("redis://127.0.0.1:7000?addr=127.0.0.1:7001&addr=127.0.0.1:7002")
+	c, err := NewClient("redis://127.0.0.1:7000?addr=127.0.0.1:7001&addr=127.0.0.1:7002")
 	if err != nil {
 		t.Fatal(err)
 	}

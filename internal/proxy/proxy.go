@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/fleetcache/fleetcache/rediscache"
 	"github.com/fleetcache/fleetcache/roundtrip"
@@ -86,6 +87,8 @@ type Server struct {
 	ln       net.Listener
 	srv      *http.Server
 	rt       *roundtrip.Transport
+	upstream *http.Transport
+	client   redis.UniversalClient
 	store    *rediscache.Store
 	embedded *miniredis.Miniredis // nil when Config.Redis was set
 	redisURL string
@@ -94,9 +97,9 @@ type Server struct {
 
 // Start validates cfg, opens the store (starting an embedded Redis when
 // cfg.Redis is empty), listens on cfg.Listen and serves in the background
-// until Shutdown. A Redis that does not answer at start is a configuration
-// error, so that a wrong address or password is caught at once; once
-// started, the proxy serves uncached from the upstream whenever Redis fails.
+// until Shutdown. A Redis that does not answer at start is logged and the
+// proxy serves uncached from the upstream until it answers, as it does
+// whenever Redis fails later.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	upstream, err := parseUpstream(cfg.Upstream)
 	if err != nil {
@@ -119,6 +122,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// Release whatever was acquired when a later step fails.
 	defer func() {
 		if err != nil {
+			if s.ln != nil {
+				s.ln.Close()
+			}
 			s.closeStore()
 		}
 	}()
@@ -134,39 +140,45 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.redisURL = "redis://" + s.embedded.Addr()
 	}
-	openCtx, cancel := context.WithTimeout(ctx, redisStartTimeout)
-	s.store, err = rediscache.Open(openCtx, s.redisURL, rediscache.Options{
+	client, err := rediscache.NewClient(s.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	s.client = client
+	s.store, err = rediscache.New(client, rediscache.Options{
 		Prefix:     cmp.Or(cfg.Prefix, DefaultPrefix),
 		MaxEntries: cfg.MaxEntries,
 	})
-	cancel()
-	if errors.Is(err, context.DeadlineExceeded) {
-		// go-redis retries a refused connection until the deadline, so
-		// that is all the error says: name the address.
-		return nil, fmt.Errorf("%w: redis %s did not answer at start: %w", ErrConfig, redact(s.redisURL), err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: redis: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-
-	// One upstream takes every request, so keep as many idle connections to
-	// it as http.Transport keeps in total, not the default two. Compression
-	// is left to the client: the upstream sees the Accept-Encoding it sent.
-	upstreamTransport := http.DefaultTransport.(*http.Transport).Clone()
-	upstreamTransport.MaxIdleConnsPerHost = upstreamTransport.MaxIdleConns
-	upstreamTransport.DisableCompression = true
-	s.rt = roundtrip.New(s.store, roundtrip.Options{
-		Transport:     toUpstream{addr: upstream.Host, next: upstreamTransport},
-		Private:       cfg.Private,
-		MaxEntryBytes: cfg.MaxEntryBytes,
-		Logger:        s.log,
-	})
+	// A Redis that does not answer at start is reported, not fatal: the
+	// cache fails open, and a sidecar that refused to start during a Redis
+	// outage would turn it into an outage of the service behind it.
+	pingCtx, cancel := context.WithTimeout(ctx, redisStartTimeout)
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		s.log.Warn("redis does not answer: serving uncached until it does", "redis", redact(s.redisURL), "err", err)
+	}
+	cancel()
 
 	listen := cmp.Or(cfg.Listen, DefaultListen)
 	s.ln, err = net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", listen, err)
 	}
+	// One upstream takes every request, so keep as many idle connections to
+	// it as http.Transport keeps in total, not the default two. Compression
+	// is left to the client: the upstream sees the Accept-Encoding it sent.
+	s.upstream = http.DefaultTransport.(*http.Transport).Clone()
+	s.upstream.MaxIdleConnsPerHost = s.upstream.MaxIdleConns
+	s.upstream.DisableCompression = true
+	s.rt = roundtrip.New(s.store, roundtrip.Options{
+		Transport:     toUpstream{addr: upstream.Host, next: s.upstream},
+		Private:       cfg.Private,
+		MaxEntryBytes: cfg.MaxEntryBytes,
+		Logger:        s.log,
+	})
+
 	s.srv = &http.Server{
 		Handler: s.handler(upstream, cfg.UpstreamHost, health),
 		// Bound the time a client may take to send its header, so idle
@@ -204,8 +216,9 @@ func (s *Server) Failed() <-chan error { return s.failed }
 
 // Shutdown stops accepting connections, lets in-flight requests finish until
 // ctx is done (then closes their connections), and releases the Transport,
-// the store and the embedded Redis, in that order. Proxies sharing this one's
-// embedded Redis lose their cache when it stops.
+// the connections to the upstream, the store and the embedded Redis, in
+// that order. Proxies sharing this one's embedded Redis lose their cache
+// when it stops.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
@@ -213,13 +226,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, s.srv.Close())
 	}
 	err = errors.Join(err, s.rt.Close())
+	s.upstream.CloseIdleConnections()
 	return errors.Join(err, s.closeStore())
 }
 
 func (s *Server) closeStore() error {
 	var err error
-	if s.store != nil {
-		err = s.store.Close()
+	if s.client != nil {
+		err = s.client.Close()
 	}
 	if s.embedded != nil {
 		s.embedded.Close()
@@ -248,7 +262,7 @@ func redact(raw string) string {
 	if u, err := url.Parse(raw); err == nil {
 		return u.Redacted()
 	}
-	return "(malformed URL)"
+	return "URL"
 }
 
 // handler answers the health and stats paths itself and proxies everything
