@@ -107,3 +107,19 @@ func TestCacheStatus_RFC9211(t *testing.T) {
 		t.Errorf("Cache-Status = %q", got)
 	}
 }
+
+func TestKey_RFC9111_2_HostSelectsTheTarget(t *testing.T) {
+	p := New(Options{})
+	r := newReq("GET", "http://a.example/page")
+	r.Host = "b.example"
+	if got := p.ParseRequest(r).URL; got != "http://b.example/page" {
+		t.Errorf("key = %q, want the Host's authority", got)
+	}
+	post := newReq("POST", "http://a.example/page")
+	post.Host = "b.example"
+	got := Invalidates(post, newResp(201, "Location", "/new"))
+	want := []string{"http://b.example/page", "http://b.example/new"}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("Invalidates = %v, want %v", got, want)
+	}
+}

@@ -118,15 +118,16 @@ func Invalidates(r *http.Request, resp *http.Response) []string {
 	if resp.StatusCode < 200 || resp.StatusCode > 399 || r.URL == nil {
 		return nil
 	}
-	target := NormalizeURL(r.URL)
+	base := TargetURL(r)
+	target := NormalizeURL(base)
 	out := []string{target}
-	org := originOf(r.URL)
+	org := originOf(base)
 	for _, field := range [...]string{"Location", "Content-Location"} {
 		v := resp.Header.Get(field)
 		if v == "" {
 			continue
 		}
-		u, err := r.URL.Parse(v)
+		u, err := base.Parse(v)
 		if err != nil || org != originOf(u) {
 			continue // another origin could be attacked by naming it (§4.4)
 		}
@@ -135,6 +136,19 @@ func Invalidates(r *http.Request, resp *http.Response) []string {
 		}
 	}
 	return out
+}
+
+// TargetURL is the URI a request targets: its URL, with the authority of
+// its Host when that is set, because Host is what the server sees (RFC 9110
+// §7.2) and so what selects the resource. r.URL is returned as it is when
+// they agree.
+func TargetURL(r *http.Request) *url.URL {
+	if r.Host == "" || r.Host == r.URL.Host {
+		return r.URL
+	}
+	u := *r.URL
+	u.Host = r.Host
+	return &u
 }
 
 // originOf is scheme://host[:port] normalised: the origin of RFC 6454.

@@ -137,6 +137,11 @@ func (p *Policy) update(stored *Response, h http.Header, reqTime, respTime time.
 		delete(fresh.Header, "Date")
 		addDate(fresh.Header, respTime)
 	}
+	if len(h["Age"]) == 0 {
+		// Age counts from the last validation at the origin (§5.1):
+		// the stored one is now stale news.
+		delete(fresh.Header, "Age")
+	}
 	fresh.RequestTime, fresh.ResponseTime = reqTime, respTime
 	return fresh
 }

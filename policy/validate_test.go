@@ -150,6 +150,18 @@ func TestValidate_RFC9111_3_2_FreshenUpdatesHeader(t *testing.T) {
 	}
 }
 
+func TestValidate_RFC9111_5_1_FreshenDropsAgeNotSentAgain(t *testing.T) {
+	s := storedAt(shared, 200, "Cache-Control", "max-age=100", "Age", "90", "ETag", `"a"`)
+	fresh, ok := shared.Freshen(s, newResp(304, "ETag", `"a"`), t0.Add(time.Minute), t0.Add(time.Minute))
+	if !ok {
+		t.Fatal("Freshen did not select the stored response")
+	}
+	if got := fresh.Header.Get("Age"); got != "" {
+		t.Errorf("Age %q kept: it counts from the validation just done", got)
+	}
+	wantAction(t, reuse(shared, fresh, time.Minute+20*time.Second), Serve, "")
+}
+
 func TestValidate_RFC9111_4_3_5_FreshenHead(t *testing.T) {
 	s := storedAt(shared, 200, "Cache-Control", "max-age=10", "ETag", `"a"`, "Last-Modified", httpDate(t0), "Content-Length", "4")
 	noCL := storedAt(shared, 200, "Cache-Control", "max-age=10")

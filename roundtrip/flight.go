@@ -39,6 +39,7 @@ type flight struct {
 	resp              *http.Response // status and header; Body belongs to the pump or the owner
 	reqTime, respTime time.Time
 	err               error // the origin call failed: no resp
+	ready             bool  // entry was known when the flight was published: nothing to read
 	storable          bool
 	detail            string // why the response was not storable
 	cancel            context.CancelFunc
@@ -62,7 +63,7 @@ type caller struct{ ctx context.Context }
 // done returns a flight that needs no origin body: an entry found in the
 // store after a fleet peer filled it, or one freshened by a 304.
 func doneFlight(entry *policy.Response) *flight {
-	return &flight{state: complete, entry: entry, storable: true, wake: make(chan struct{})}
+	return &flight{ready: true, state: complete, entry: entry, storable: true, wake: make(chan struct{})}
 }
 
 // failedFlight records an origin call that returned no response.
@@ -92,14 +93,14 @@ func (f *flight) pump(limit int64, fill func(body []byte) *policy.Response, end 
 		f.buf = append(f.buf, chunk[:n]...)
 		whole := err == io.EOF
 		switch {
-		case whole:
-		case err != nil:
+		case err != nil && !whole:
 			f.state, f.bodyErr = failed, err
 		case int64(len(f.buf)) > limit:
 			// Too large to cache: the owner alone reads the rest, at its
 			// own pace and under its own context.
 			f.state, f.rest = streaming, body
 			f.handOff()
+		case whole:
 		case f.ownerGone && f.waiters == 0:
 			f.state, f.bodyErr = failed, context.Canceled
 		}
@@ -107,7 +108,7 @@ func (f *flight) pump(limit int64, fill func(body []byte) *policy.Response, end 
 		f.broadcast()
 		f.mu.Unlock()
 		switch {
-		case whole:
+		case state == filling && whole:
 			f.finish(body)
 			e := fill(f.buf) // buf no longer changes
 			f.mu.Lock()
@@ -197,7 +198,7 @@ func (f *flight) wait(ctx context.Context) (*policy.Response, error) {
 			return nil, ctx.Err()
 		}
 	}
-	if f.state == complete {
+	if f.state == complete && f.storable {
 		return f.entry, nil
 	}
 	return nil, nil
@@ -214,6 +215,12 @@ func (f *flight) abandonIfUnwanted() {
 	if f.ownerGone && f.waiters == 0 && f.state == filling && f.cancel != nil {
 		f.cancel()
 	}
+}
+
+// disown lets the flight go when its owner stopped waiting before it got
+// it: the body is then read only for the waiters, if any.
+func (f *flight) disown() {
+	f.body(context.Background()).Close()
 }
 
 // body returns the owner's reader of the response body.

@@ -26,7 +26,7 @@ func (t *Transport) revalidate(rq *policy.Request, stored *policy.Response, fwd 
 // flightKey names what a fetch produces: one variant of one URL.
 func (t *Transport) flightKey(rq *policy.Request) string {
 	names := t.vary.get(rq.URL)
-	return rq.URL + "\x00" + policy.Variant(names, policy.VaryValues(names, rq.R.Header))
+	return rq.R.Method + " " + rq.URL + "\x00" + policy.Variant(names, policy.VaryValues(names, rq.R.Header))
 }
 
 // collapse sends one origin request for all the identical requests of the
@@ -39,17 +39,23 @@ func (t *Transport) collapse(rq *policy.Request, stored *policy.Response, fwd st
 	me := &caller{ctx: ctx}
 	key := t.flightKey(rq)
 	if t.hfm.marked(key, t.now()) {
-		return t.respond(rq, stored, fwd, t.origin(rq, stored, me, nil, key))
+		// Not collapsed: the answer is this caller's alone, so its own
+		// conditions go to the origin too.
+		return t.respond(rq, stored, fwd, t.origin(rq, stored, me, nil, key, true))
 	}
 	f, _, err := t.group.Do(ctx, key, t.fetchTimeout, func(gctx context.Context) (*flight, error) {
-		return t.lead(gctx, rq, stored, me, key), nil
+		f := t.lead(gctx, rq, stored, me, key)
+		if f != nil && f.owner == me && ctx.Err() != nil {
+			f.disown() // the caller stopped waiting for the header
+		}
+		return f, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	if f == nil {
 		// Joined a background refresh that left the fetch to a fleet peer.
-		f = t.origin(rq, stored, me, nil, key)
+		f = t.origin(rq, stored, me, nil, key, false)
 	}
 	if f.owner == me {
 		return t.respond(rq, stored, fwd, f)
@@ -78,7 +84,7 @@ func (t *Transport) lead(ctx context.Context, rq *policy.Request, stored *policy
 // is already on it.
 func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *policy.Response, me *caller, key string, background bool) *flight {
 	if t.fleet == nil {
-		return t.origin(rq, stored, me, nil, key)
+		return t.origin(rq, stored, me, nil, key, false)
 	}
 	url := rq.URL
 	var marked bool
@@ -87,7 +93,7 @@ func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *polic
 		return err
 	})
 	if err != nil || marked {
-		return t.origin(rq, stored, me, nil, key)
+		return t.origin(rq, stored, me, nil, key, false)
 	}
 	leaseKey := t.fstore.LeaseKey(url)
 	// Twice at most: a peer that gave up without storing leaves the lease
@@ -101,9 +107,9 @@ func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *polic
 		})
 		switch {
 		case err != nil:
-			return t.origin(rq, stored, me, nil, key)
+			return t.origin(rq, stored, me, nil, key, false)
 		case ok:
-			return t.origin(rq, stored, me, lease, key)
+			return t.origin(rq, stored, me, lease, key, false)
 		case background:
 			return nil
 		}
@@ -112,7 +118,7 @@ func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *polic
 			return doneFlight(entry)
 		}
 	}
-	return t.origin(rq, stored, me, nil, key)
+	return t.origin(rq, stored, me, nil, key, false)
 }
 
 // awaitPeer waits, at most the lease time, for the fleet peer holding
@@ -147,14 +153,20 @@ func (t *Transport) usable(ctx context.Context, rq *policy.Request) *policy.Resp
 	return entry
 }
 
-// origin sends rq (made conditional when stored has validators) to the
-// origin, detached from the caller's context and bounded by FetchTimeout,
-// and returns the flight that reads the answer.
-func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *caller, lease *coalesce.Lease, key string) *flight {
+// origin sends rq to the origin, detached from the caller's context and
+// bounded by FetchTimeout, and returns the flight that reads the answer.
+// The request is made conditional on stored's validators when there is a
+// stored response; otherwise the caller's own conditions are dropped so that
+// the answer can be stored and shared, unless keepConditions says the
+// answer is the caller's alone anyway.
+func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *caller, lease *coalesce.Lease, key string, keepConditions bool) *flight {
 	var out *http.Request
-	if stored != nil {
+	switch {
+	case stored != nil:
 		out, _ = policy.Conditional(rq, stored)
-	} else {
+	case keepConditions:
+		out = rq.R
+	default:
 		out = policy.Unconditional(rq)
 	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(rq.R.Context()))
@@ -168,6 +180,9 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		t.endLease(lease)
 		return failedFlight(me, err)
 	}
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
 	f := &flight{owner: me, resp: resp, reqTime: reqTime, respTime: respTime, cancel: cancel, timer: timer, wake: make(chan struct{})}
 
 	if stored != nil && resp.StatusCode == http.StatusNotModified {
@@ -179,10 +194,16 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		if !ok {
 			// The 304 selects nothing we hold (RFC 9111 §4.3.4): ask
 			// again, unconditionally.
-			return t.origin(rq, nil, me, lease, key)
+			return t.origin(rq, nil, me, lease, key, false)
 		}
-		f.state, f.entry, f.storable = complete, fresh, true
-		t.put(rq.R.Context(), fresh)
+		f.ready, f.state, f.entry = true, complete, fresh
+		// The 304 may have made the response unshareable (private,
+		// no-store): then what was stored must go, and nobody but this
+		// caller is served it.
+		f.storable = t.put(rq.R.Context(), fresh)
+		if !f.storable {
+			t.purge(rq.R.Context(), rq.URL)
+		}
 		t.endLease(lease)
 		return f
 	}
@@ -192,7 +213,7 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		f.storable, f.detail = false, "too-large"
 	}
 	if !f.storable {
-		t.unshareable(rq, key, lease)
+		t.unshareable(rq, resp, stored, f.detail, key, lease)
 		f.mu.Lock()
 		f.state, f.rest = streaming, resp.Body
 		f.handOff()
@@ -203,6 +224,7 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		f.buf = make([]byte, 0, resp.ContentLength)
 	}
 	t.filling.Store(key, f)
+	t.pumps.Add(1)
 	go f.pump(t.maxEntry, func(body []byte) *policy.Response {
 		entry := t.policy.NewResponse(rq, resp, body, reqTime, respTime)
 		t.put(rq.R.Context(), entry)
@@ -212,9 +234,10 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		t.filling.CompareAndDelete(key, f)
 		return entry
 	}, func(entry *policy.Response, tooLarge bool) {
+		defer t.pumps.Done()
 		t.filling.CompareAndDelete(key, f)
 		if tooLarge {
-			t.unshareable(rq, key, lease)
+			t.unshareable(rq, resp, stored, "too-large", key, lease)
 			return
 		}
 		t.endLease(lease)
@@ -222,16 +245,40 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 	return f
 }
 
-// unshareable marks key so that the next burst is not collapsed behind a
-// response it cannot use (Varnish's hit-for-miss), in the process and in
-// the fleet.
-func (t *Transport) unshareable(rq *policy.Request, key string, lease *coalesce.Lease) {
+// unshareable handles a response that may not be stored. When the reason
+// lies in the response itself, and so holds for every request of the URL,
+// key is marked so that the next burst is not collapsed behind a response
+// it cannot use (Varnish's hit-for-miss), in the process and in the fleet;
+// and a stored response it answered a revalidation of is removed, since
+// the origin no longer lets it be shared. Server errors leave the stored
+// response alone: stale-if-error may need it.
+func (t *Transport) unshareable(rq *policy.Request, resp *http.Response, stored *policy.Response, reason, key string, lease *coalesce.Lease) {
+	defer t.endLease(lease)
+	if !responseReason(rq, resp, reason) {
+		return
+	}
 	t.hfm.mark(key, t.now())
+	ctx := context.WithoutCancel(rq.R.Context())
 	if t.fleet != nil {
-		ctx := context.WithoutCancel(rq.R.Context())
 		_ = t.storeCall(ctx, func(ctx context.Context) error { return t.fleet.Mark(ctx, t.fstore.MarkerKey(rq.URL)) })
 	}
-	t.endLease(lease)
+	if stored != nil && resp.StatusCode < 500 {
+		t.purge(ctx, rq.URL)
+	}
+}
+
+// responseReason reports whether a response was refused by the store for
+// what the response says rather than for what this one request carried.
+func responseReason(rq *policy.Request, resp *http.Response, reason string) bool {
+	switch reason {
+	case "authorization", "method", "range", "precondition", "url":
+		return false
+	case "no-store":
+		return !rq.NoStore
+	case "status":
+		return resp.StatusCode != http.StatusNotModified // an answer to the caller's own conditions
+	}
+	return true
 }
 
 // endLease frees the fleet lease once the fetch is over. Peers waiting on
@@ -251,13 +298,21 @@ func (t *Transport) respond(rq *policy.Request, stored *policy.Response, fwd str
 	if f.err != nil {
 		return nil, f.err
 	}
-	if f.resp == nil || f.resp.StatusCode == http.StatusNotModified && stored != nil {
+	if f.ready {
 		// Served by a fleet peer's fetch, or freshened by a 304.
 		status := 0
 		if f.resp != nil {
 			status = f.resp.StatusCode
 		}
-		return t.serveEntry(rq, f.entry, fwd, status, f.resp == nil), nil
+		resp := t.serveEntry(rq, f.entry, fwd, status, f.resp == nil)
+		if f.resp != nil {
+			// A cookie the origin set with its 304 is this caller's; it
+			// is never stored.
+			if c := f.resp.Header["Set-Cookie"]; len(c) > 0 {
+				resp.Header["Set-Cookie"] = c
+			}
+		}
+		return resp, nil
 	}
 	resp := *f.resp
 	resp.Header = f.resp.Header.Clone()
@@ -286,7 +341,7 @@ func (t *Transport) follow(rq *policy.Request, stored *policy.Response, fwd stri
 			return t.serveEntry(rq, entry, fwd, 0, true), nil
 		}
 	}
-	return t.respond(rq, stored, fwd, t.origin(rq, stored, &caller{ctx: rq.R.Context()}, nil, t.flightKey(rq)))
+	return t.respond(rq, stored, fwd, t.origin(rq, stored, &caller{ctx: rq.R.Context()}, nil, t.flightKey(rq), false))
 }
 
 // serveEntry serves an entry that was just fetched or freshened; fwdStatus

@@ -101,6 +101,7 @@ type Transport struct {
 	refreshing sync.Map   // flight keys with a background refresh under way
 	bgMu       sync.Mutex // orders goBackground against Close
 	bg         sync.WaitGroup
+	pumps      sync.WaitGroup // bodies being read for the store
 	background context.Context // ended by Close: stops background refreshes
 	stop       context.CancelFunc
 
@@ -157,13 +158,16 @@ func New(store Store, opts Options) *Transport {
 	return t
 }
 
-// Close waits for background refreshes to finish and stops the fleet
-// subscription. The store is the caller's to close.
+// Close waits for background refreshes and for the bodies being read into
+// the store (each bounded by FetchTimeout, or by its reader's context once
+// it streams to one caller alone), then stops the fleet subscription. The
+// store is the caller's to close.
 func (t *Transport) Close() error {
 	t.bgMu.Lock()
 	t.stop()
 	t.bgMu.Unlock()
 	t.bg.Wait()
+	t.pumps.Wait()
 	if t.fleet != nil {
 		return t.fleet.Close()
 	}
@@ -240,6 +244,9 @@ func (t *Transport) bypass(rq *policy.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(rq.R)
 	if err != nil {
 		return nil, err
+	}
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
 	}
 	fwd := "bypass"
 	if rq.Bypass == "method" {
@@ -391,7 +398,7 @@ func notModifiedHeader(stored http.Header) http.Header {
 	h := make(http.Header, 8)
 	for _, k := range []string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Vary", "Last-Modified"} {
 		if v, ok := stored[k]; ok {
-			h[k] = v
+			h[k] = append([]string(nil), v...) // the stored slices are shared by every caller
 		}
 	}
 	return h
@@ -402,7 +409,7 @@ func notModifiedHeader(stored http.Header) http.Header {
 func (t *Transport) gatewayTimeout(rq *policy.Request) *http.Response {
 	h := make(http.Header, 2)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
-	policy.CacheStatus{Fwd: "miss", Detail: "only-if-cached"}.AppendTo(h, t.name)
+	policy.CacheStatus{Detail: "only-if-cached"}.AppendTo(h, t.name) // nothing was forwarded
 	body := "504 Gateway Timeout: only-if-cached and no suitable stored response\n"
 	return &http.Response{
 		Status:        "504 Gateway Timeout",
@@ -427,7 +434,12 @@ func (t *Transport) headMiss(rq *policy.Request, stored *policy.Response, fwd st
 	if err != nil {
 		return nil, err
 	}
-	if stored != nil && resp.StatusCode == http.StatusOK {
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
+	// Only a HEAD whose answer could be shared may change what everyone
+	// is served.
+	if ok, _ := t.policy.Storable(asGet(rq), resp); ok && stored != nil && resp.StatusCode == http.StatusOK {
 		if fresh, ok := t.policy.FreshenHead(stored, resp, reqTime, t.now()); ok {
 			t.put(rq.R.Context(), fresh)
 		} else {
@@ -438,17 +450,29 @@ func (t *Transport) headMiss(rq *policy.Request, stored *policy.Response, fwd st
 	return resp, nil
 }
 
-// put stores an entry for as long as the policy says it is worth keeping.
-func (t *Transport) put(ctx context.Context, entry *policy.Response) {
+// asGet is rq as a GET: a HEAD's answer may update the stored GET response
+// only where the GET's answer could have been stored.
+func asGet(rq *policy.Request) *policy.Request {
+	r := *rq.R
+	r.Method = http.MethodGet
+	g := *rq
+	g.R = &r
+	return &g
+}
+
+// put stores an entry for as long as the policy says it is worth keeping,
+// and reports whether it is: false means the entry may not be shared.
+func (t *Transport) put(ctx context.Context, entry *policy.Response) bool {
 	ttl, explicit := t.policy.Keep(entry, t.now())
 	if ttl <= 0 {
-		return
+		return false
 	}
 	ctx = context.WithoutCancel(ctx)
 	if t.storeCall(ctx, func(ctx context.Context) error { return t.store.Put(ctx, entry, ttl, explicit) }) == nil {
 		t.stats.stores.Add(1)
 		t.vary.set(entry.URL, entry.Vary)
 	}
+	return true
 }
 
 func equalNames(a, b []string) bool {

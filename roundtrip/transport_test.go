@@ -460,3 +460,102 @@ func TestContract_RequestNotModified(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, before, req.Header, "the caller's request is never modified")
 }
+
+func TestRevalidate_RFC9111_4_3_4_NotModifiedSelectingNothingRetriesUnconditionally(t *testing.T) {
+	var n atomic.Int64
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10")
+		if n.Add(1) == 1 {
+			w.Header().Set("ETag", `"a"`)
+			fmt.Fprint(w, "first")
+			return
+		}
+		// A broken origin: 304s whatever it is asked, with a validator
+		// that selects nothing stored.
+		w.Header().Set("ETag", `"b"`)
+		w.WriteHeader(http.StatusNotModified)
+	}, roundtrip.Options{})
+	f.get("/broken")
+	f.clk.Advance(20 * time.Second)
+	resp, body := f.get("/broken")
+	assert.Equal(t, http.StatusNotModified, resp.StatusCode, "the origin's answer, passed on")
+	assert.Empty(t, body)
+	assert.EqualValues(t, 3, n.Load(), "the conditional request, then one unconditional retry")
+}
+
+func TestKey_RFC9111_2_HostSelectsTheStoredResponse(t *testing.T) {
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "host="+r.Host)
+	}, roundtrip.Options{})
+	for _, host := range []string{"a.example", "b.example", "a.example", "b.example"} {
+		req, _ := http.NewRequest(http.MethodGet, f.o.URL+"/page", nil)
+		req.Host = host
+		resp, err := f.cl.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, "host="+host, string(body))
+	}
+	assert.EqualValues(t, 2, f.o.hits.Load())
+}
+
+func TestRevalidate_RFC9111_3_ResponseNoLongerShareablePurgesStored(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(w http.ResponseWriter)
+	}{
+		{"304 adds private", func(w http.ResponseWriter) {
+			w.Header().Set("Cache-Control", "private, max-age=60")
+			w.Header().Set("ETag", `"a"`)
+			w.WriteHeader(http.StatusNotModified)
+		}},
+		{"200 with no-store", func(w http.ResponseWriter) {
+			w.Header().Set("Cache-Control", "no-store")
+			fmt.Fprint(w, "now personal")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var changed atomic.Bool
+			f := newFixture(t, func(w http.ResponseWriter, r *http.Request) {
+				if changed.Load() {
+					tc.answer(w)
+					return
+				}
+				w.Header().Set("Cache-Control", "max-age=10, stale-while-revalidate=600")
+				w.Header().Set("ETag", `"a"`)
+				fmt.Fprint(w, "shared")
+			}, roundtrip.Options{})
+			f.get("/s")
+			require.Equal(t, 1, f.store.len())
+			changed.Store(true)
+			f.clk.Advance(20 * time.Second)
+			f.get("/s", "Cache-Control", "no-cache")
+			assert.Equal(t, 0, f.store.len(), "the stored response may no longer be shared")
+			resp, _ := f.get("/s")
+			assert.NotContains(t, resp.Header.Get("Cache-Status"), "hit")
+		})
+	}
+}
+
+func TestContract_NilHeaderFromWrappedTransport(t *testing.T) {
+	o := &originTransport{body: "x", cc: "max-age=60"}
+	nilHeader := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := o.RoundTrip(r)
+		resp.Header = nil
+		return resp, err
+	})
+	tr := roundtrip.New(newMemStore(), roundtrip.Options{Transport: nilHeader})
+	defer tr.Close()
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		req, _ := http.NewRequest(method, "http://origin.test/nil", nil)
+		resp, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.NotEmpty(t, resp.Header.Get("Cache-Status"))
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
