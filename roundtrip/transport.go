@@ -101,7 +101,7 @@ type Transport struct {
 	refreshing sync.Map   // flight keys with a background refresh under way
 	bgMu       sync.Mutex // orders goBackground against Close
 	bg         sync.WaitGroup
-	pumps      sync.WaitGroup // bodies being read for the store
+	pumps      sync.WaitGroup  // bodies being read for the store
 	background context.Context // ended by Close: stops background refreshes
 	stop       context.CancelFunc
 
