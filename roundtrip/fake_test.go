@@ -102,23 +102,19 @@ func (c *clock) HTTPDateIn(d time.Duration) string {
 // origin is a loopback origin that counts the requests it answers.
 type origin struct {
 	*httptest.Server
-	hits    atomic.Int64
-	handler atomic.Value // http.HandlerFunc
+	hits atomic.Int64
 }
 
 func newOrigin(t *testing.T, clk *clock, h http.HandlerFunc) *origin {
 	o := &origin{}
-	o.handler.Store(h)
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.hits.Add(1)
 		w.Header().Set("Date", clk.HTTPDate()) // the origin shares the test's clock
-		o.handler.Load().(http.HandlerFunc)(w, r)
+		h(w, r)
 	}))
 	t.Cleanup(o.Close)
 	return o
 }
-
-func (o *origin) set(h http.HandlerFunc) { o.handler.Store(h) }
 
 // fixture is a transport over a memStore and an origin, on a test clock.
 type fixture struct {
