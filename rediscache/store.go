@@ -190,6 +190,12 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 // without connecting: for a process that must start, and serve uncached,
 // while Redis is unreachable (pass the client to New, which does no I/O
 // either). The caller closes the client.
+//
+// The client honours context deadlines (ContextTimeoutEnabled): the
+// transport bounds every store call with a short deadline, and without it
+// go-redis would wait for its own read timeout (seconds) on a Redis that
+// stopped answering. A client made elsewhere and given to New should set it
+// too.
 func NewClient(rawURL string) (redis.UniversalClient, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -201,12 +207,14 @@ func NewClient(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rediscache: cluster URL %s: %w", u.Redacted(), err)
 		}
+		o.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(o), nil
 	}
 	o, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("rediscache: Redis URL %s: %w", u.Redacted(), err)
 	}
+	o.ContextTimeoutEnabled = true
 	return redis.NewClient(o), nil
 }
 

@@ -7,11 +7,11 @@ import (
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
 
-// openFleetcache is fleetcache as a user sets it up: a rediscache store and
-// the transport with zero Options, except the transport to the origin, which
-// every implementation shares.
+// openFleetcache is fleetcache as a user sets it up: a client and store from
+// the Redis URL and the transport with zero Options, except the transport to
+// the origin, which every implementation shares.
 func openFleetcache(e env) (http.RoundTripper, func(), error) {
-	rdb, err := newGoRedis(e.redisURL)
+	rdb, err := rediscache.NewClient(e.redisURL)
 	if err != nil {
 		return nil, nil, err
 	}
