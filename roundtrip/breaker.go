@@ -83,6 +83,12 @@ func (b *breaker) done(err error, abandoned bool) {
 	}
 }
 
+// isOpen reports whether store calls are being skipped.
+func (b *breaker) isOpen() bool {
+	open, _ := b.state()
+	return open
+}
+
 func (b *breaker) state() (open bool, trips int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -67,13 +67,15 @@ func (t *Transport) collapse(rq *policy.Request, stored *policy.Response, fwd st
 // once the response's header has arrived, but its body may still be
 // filling: a caller that comes then joins that flight, and one that comes
 // after it was stored finds the entry, which our caller's lookup may have
-// missed just before.
+// missed just before (with a fleet, fetch reads it under the lease).
 func (t *Transport) lead(ctx context.Context, rq *policy.Request, stored *policy.Response, me *caller, key string) *flight {
 	if f, ok := t.filling.Load(key); ok {
 		return f.(*flight)
 	}
-	if entry := t.usable(ctx, rq); entry != nil {
-		return doneFlight(entry)
+	if t.fleet == nil {
+		if entry := t.usable(ctx, rq); entry != nil {
+			return doneFlight(entry)
+		}
 	}
 	return t.fetch(ctx, rq, stored, me, key, false)
 }
@@ -109,6 +111,12 @@ func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *polic
 		case err != nil:
 			return t.origin(rq, stored, me, nil, key, false)
 		case ok:
+			// A peer may have stored the URL and let the lease go since
+			// this caller looked: read once more under the lease.
+			if entry := t.usable(ctx, rq); entry != nil {
+				t.endLease(lease)
+				return doneFlight(entry)
+			}
 			return t.origin(rq, stored, me, lease, key, false)
 		case background:
 			return nil
@@ -318,7 +326,7 @@ func (t *Transport) respond(rq *policy.Request, stored *policy.Response, fwd str
 	resp.Header = f.resp.Header.Clone()
 	resp.Body = f.body(rq.R.Context())
 	resp.Request = rq.R
-	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Stored: f.storable, Detail: f.detail}.AppendTo(resp.Header, t.name)
+	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Stored: f.storable && !t.brk.isOpen(), Detail: f.detail}.AppendTo(resp.Header, t.name)
 	return &resp, nil
 }
 

@@ -1,0 +1,132 @@
+package fleetproc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetcache/fleetcache/rediscache"
+	"github.com/fleetcache/fleetcache/roundtrip"
+)
+
+// envConfig holds a child's Config, as JSON; its presence makes the process
+// a child.
+const envConfig = "FLEETPROC_CONFIG"
+
+// RunChild serves commands on stdin and replies on stdout when the process
+// was started by Start, then exits; in any other process it returns at once.
+func RunChild() {
+	raw, ok := os.LookupEnv(envConfig)
+	if !ok {
+		return
+	}
+	var cfg Config
+	err := json.Unmarshal([]byte(raw), &cfg)
+	if err == nil {
+		err = Serve(cfg, os.Stdin, os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleetproc child:", err)
+		os.Exit(1)
+	}
+	// Exit here, before the testing package prints its verdict on stdout.
+	os.Exit(0)
+}
+
+// Serve is a child's life: connect to Redis, say Ready, then run each
+// Command read from in and write its Reply to out, until in ends. It closes
+// the transport (which stops its background work) before returning.
+func Serve(cfg Config, in io.Reader, out io.Writer) (err error) {
+	ctx := context.Background()
+	store, err := rediscache.Open(ctx, cfg.Redis, rediscache.Options{Prefix: cfg.Prefix})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
+
+	var skew atomic.Int64
+	origin := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer origin.CloseIdleConnections()
+	tr := roundtrip.New(store, roundtrip.Options{
+		Transport:    origin,
+		LeaseTimeout: cfg.LeaseTimeout,
+		StoreTimeout: cfg.StoreTimeout,
+		Now:          func() time.Time { return time.Now().Add(time.Duration(skew.Load())) },
+	})
+	defer func() { err = errors.Join(err, tr.Close()) }()
+	client := &http.Client{Transport: tr}
+
+	enc, dec := json.NewEncoder(out), json.NewDecoder(in)
+	if err := enc.Encode(Reply{Ready: true}); err != nil {
+		return err
+	}
+	for {
+		var c Command
+		if err := dec.Decode(&c); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read command: %w", err)
+		}
+		skew.Store(int64(c.Skew))
+		r := Reply{Results: burst(client, cfg.ID, c)}
+		r.Stats = tr.Stats()
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+}
+
+// burst runs c.N callers at once and returns what each got.
+func burst(client *http.Client, id int, c Command) []Result {
+	results := make([]Result, c.N)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			<-start
+			results[i] = Get(client, id, c.URL)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return results
+}
+
+// Get sends one GET for url through client, as process id, and reads the
+// whole body.
+func Get(client *http.Client, id int, url string) (r Result) {
+	r.Proc = id
+	begin := time.Now()
+	defer func() { r.Latency = time.Since(begin) }()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	req.Header.Set(ProcHeader, strconv.Itoa(id))
+	resp, err := client.Do(req)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	defer resp.Body.Close()
+	r.Status, r.CacheStatus = resp.StatusCode, resp.Header.Get("Cache-Status")
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	r.Len, r.Sum = int(n), hex.EncodeToString(h.Sum(nil))
+	if err != nil {
+		r.Err = "body: " + err.Error()
+	}
+	return r
+}

@@ -1,0 +1,67 @@
+// Package fleetproc runs a fleet of fleetcache processes for black-box tests:
+// each member is a separate OS process (the test binary, started again) that
+// puts a rediscache Store and a roundtrip.Transport in front of a loopback
+// origin and sends bursts of concurrent requests through them when the test
+// says so, reporting every caller's outcome as JSON.
+//
+// A test package using it declares
+//
+//	func TestFleetProcChild(t *testing.T) { fleetproc.RunChild() }
+//
+// which does nothing in a normal run and is the whole life of a child.
+package fleetproc
+
+import (
+	"time"
+
+	"github.com/fleetcache/fleetcache/roundtrip"
+)
+
+// ChildTest is the name of the test function that must call RunChild.
+const ChildTest = "TestFleetProcChild"
+
+// ProcHeader carries a child's ID on every request it sends, so that the
+// origin can tell which process reached it.
+const ProcHeader = "X-Fleet-Proc"
+
+// Config is what a child process is started with.
+type Config struct {
+	ID     int    // the child's index in its fleet
+	Redis  string // a rediscache.Open URL
+	Prefix string // the cache's key prefix; the fleet shares it
+	// LeaseTimeout and StoreTimeout are the transport's options; 0 keeps
+	// their defaults.
+	LeaseTimeout time.Duration
+	StoreTimeout time.Duration
+}
+
+// Command asks a child for one burst: N callers, each in its own goroutine,
+// released at the same moment, GET URL and read the whole body. With N 0 the
+// child only reports its Stats.
+type Command struct {
+	URL string
+	N   int
+	// Skew is added to the child's clock from this command on. Moving every
+	// process of the fleet and the origin by the same amount is how the
+	// fleet shares a fake clock: time passes for the cache without waiting.
+	Skew time.Duration
+}
+
+// Reply answers one Command. The first Reply a child sends has Ready set and
+// nothing else: the child is connected and waits for commands.
+type Reply struct {
+	Ready   bool
+	Results []Result
+	Stats   roundtrip.Stats // after the burst
+}
+
+// Result is what one caller got.
+type Result struct {
+	Proc        int
+	Status      int
+	CacheStatus string
+	Len         int
+	Sum         string        // SHA-256 of the body, hex
+	Err         string        // the request or the body read failed
+	Latency     time.Duration // from the release of the burst to the end of the body
+}
