@@ -1,0 +1,142 @@
+package roundtrip_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetcache/fleetcache/rediscache"
+	"github.com/fleetcache/fleetcache/roundtrip"
+)
+
+// The same behaviours over the real store on miniredis: the store is a
+// FleetStore, so misses also go through the fleet lease and fill channel.
+
+// redisTransports returns n transports sharing one rediscache store on a
+// fresh miniredis, as n services of a fleet would.
+func redisTransports(t *testing.T, n int) ([]*http.Client, *rediscache.Store) {
+	t.Helper()
+	m := miniredis.RunT(t)
+	store, err := rediscache.Open(context.Background(), "redis://"+m.Addr(), rediscache.Options{Prefix: "rt:"})
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	var clients []*http.Client
+	for range n {
+		origin := &http.Transport{}
+		tr := roundtrip.New(store, roundtrip.Options{Transport: origin})
+		t.Cleanup(func() {
+			require.NoError(t, tr.Close())
+			origin.CloseIdleConnections()
+		})
+		clients = append(clients, &http.Client{Transport: tr})
+	}
+	return clients, store
+}
+
+func countingOrigin(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func readAll(t *testing.T, c *http.Client, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
+}
+
+func TestRedisStore_ConcurrentColdMissesSendOneRequest(t *testing.T) {
+	release := make(chan struct{})
+	origin, hits := countingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, strings.Repeat("y", 8192))
+	})
+	clients, _ := redisTransports(t, 2)
+	const n = 200
+	var wg sync.WaitGroup
+	bodies := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, origin.URL+"/cold", nil)
+			_, bodies[i] = readAll(t, clients[i%2], req)
+		}()
+	}
+	eventually(t, "the first request at the origin", func() bool { return hits.Load() == 1 })
+	close(release)
+	wg.Wait()
+	assert.EqualValues(t, 1, hits.Load(), "two transports on one store: one origin request")
+	for _, b := range bodies {
+		require.Len(t, b, 8192)
+	}
+}
+
+func TestRedisStore_RFC9111_4_4_PostThroughOneTransportInvalidatesForAnother(t *testing.T) {
+	origin, hits := countingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "item")
+	})
+	clients, store := redisTransports(t, 2)
+	get := func(c *http.Client) string {
+		req, _ := http.NewRequest(http.MethodGet, origin.URL+"/item", nil)
+		resp, _ := readAll(t, c, req)
+		return resp.Header.Get("Cache-Status")
+	}
+	get(clients[0])
+	assert.Contains(t, get(clients[1]), "hit", "the second service sees the first one's entry")
+
+	req, _ := http.NewRequest(http.MethodPost, origin.URL+"/item", strings.NewReader("change"))
+	readAll(t, clients[1], req)
+	st, err := store.Stats(context.Background())
+	require.NoError(t, err)
+	assert.EqualValues(t, 0, st.Entries)
+	assert.Contains(t, get(clients[0]), "fwd=uri-miss", "the first service no longer serves it")
+	assert.EqualValues(t, 3, hits.Load())
+}
+
+func TestRedisStore_RFC9111_3_PrivateAndAuthorizedNeverServedToOthers(t *testing.T) {
+	origin, _ := countingOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/private" {
+			w.Header().Set("Cache-Control", "private, max-age=60")
+		} else {
+			w.Header().Set("Cache-Control", "max-age=60")
+		}
+		fmt.Fprint(w, "for "+r.Header.Get("Authorization"))
+	})
+	clients, store := redisTransports(t, 2)
+	for _, path := range []string{"/private", "/authorized"} {
+		for i, user := range []string{"alice", "bob", "carol"} {
+			req, _ := http.NewRequest(http.MethodGet, origin.URL+path, nil)
+			req.Header.Set("Authorization", user)
+			_, body := readAll(t, clients[i%2], req)
+			assert.Equal(t, "for "+user, body, path)
+		}
+	}
+	st, err := store.Stats(context.Background())
+	require.NoError(t, err)
+	assert.EqualValues(t, 0, st.Entries, "nothing a user's request produced was stored")
+}
