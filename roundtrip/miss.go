@@ -122,8 +122,7 @@ func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *polic
 			return nil
 		}
 		if entry := t.awaitPeer(ctx, rq, leaseKey); entry != nil {
-			t.stats.coalesced.Add(1)
-			return doneFlight(entry)
+			return doneFlight(entry) // each caller served from it counts as coalesced
 		}
 	}
 	return t.origin(rq, stored, me, nil, key, false)

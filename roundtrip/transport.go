@@ -490,7 +490,7 @@ func equalNames(a, b []string) bool {
 // Stats are the transport's counters since New.
 type Stats struct {
 	Hits          int64 // served from the store without contacting the origin
-	Misses        int64 // sent to the origin because nothing usable was stored
+	Misses        int64 // found nothing usable stored (those then served by another's fetch included)
 	Revalidations int64 // conditional requests sent for stale entries
 	NotModified   int64 // revalidations the origin answered with 304
 	Stores        int64 // entries written to the store
