@@ -88,16 +88,7 @@ func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *polic
 	if t.fleet == nil {
 		return t.origin(rq, stored, me, nil, key, false)
 	}
-	url := rq.URL
-	var marked bool
-	err := t.storeCall(ctx, func(ctx context.Context) (err error) {
-		marked, err = t.fleet.Marked(ctx, t.fstore.MarkerKey(url))
-		return err
-	})
-	if err != nil || marked {
-		return t.origin(rq, stored, me, nil, key, false)
-	}
-	leaseKey := t.fstore.LeaseKey(url)
+	leaseKey := t.fstore.LeaseKey(rq.URL)
 	// Twice at most: a peer that gave up without storing leaves the lease
 	// free for one of the waiters.
 	for range 2 {
@@ -124,8 +115,26 @@ func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *polic
 		if entry := t.awaitPeer(ctx, rq, leaseKey); entry != nil {
 			return doneFlight(entry) // each caller served from it counts as coalesced
 		}
+		// The peer stored nothing. When that is because its answer could
+		// not be shared, it marked the URL before letting the lease go:
+		// queueing for the lease again would only serialise the burst.
+		if t.fleetMarked(ctx, rq.URL) {
+			break
+		}
 	}
 	return t.origin(rq, stored, me, nil, key, false)
+}
+
+// fleetMarked reports whether a fleet peer marked url as not worth
+// collapsing (hit-for-miss). It is read only after a wait that produced
+// nothing, so that a miss does not pay a round trip for it up front.
+func (t *Transport) fleetMarked(ctx context.Context, url string) bool {
+	var marked bool
+	err := t.storeCall(ctx, func(ctx context.Context) (err error) {
+		marked, err = t.fleet.Marked(ctx, t.fstore.MarkerKey(url))
+		return err
+	})
+	return err != nil || marked
 }
 
 // awaitPeer waits, at most the lease time, for the fleet peer holding
