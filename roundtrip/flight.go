@@ -53,6 +53,7 @@ type flight struct {
 	entry     *policy.Response
 	rest      io.ReadCloser // streaming: the unread remainder of the origin body
 	ownerGone bool
+	keep      bool // read the body whole even with nobody left to read it
 	waiters   int
 }
 
@@ -101,7 +102,7 @@ func (f *flight) pump(limit int64, fill func(body []byte) *policy.Response, end 
 			f.state, f.rest = streaming, body
 			f.handOff()
 		case whole:
-		case f.ownerGone && f.waiters == 0:
+		case f.ownerGone && f.waiters == 0 && !f.keep:
 			f.state, f.bodyErr = failed, context.Canceled
 		}
 		state := f.state
@@ -212,15 +213,24 @@ func (f *flight) leave() {
 }
 
 func (f *flight) abandonIfUnwanted() {
-	if f.ownerGone && f.waiters == 0 && f.state == filling && f.cancel != nil {
+	if f.ownerGone && f.waiters == 0 && !f.keep && f.state == filling && f.cancel != nil {
 		f.cancel()
 	}
 }
 
 // disown lets the flight go when its owner stopped waiting before it got
-// it: the body is then read only for the waiters, if any.
+// it. A body that is not shared is closed; a shared one is still read
+// whole and stored (bounded by the fetch deadline and MaxEntryBytes): the
+// callers waiting on it may not have joined yet, and the first caller
+// giving up must not fail them.
 func (f *flight) disown() {
-	f.body(context.Background()).Close()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ownerGone, f.keep = true, true
+	if f.state == streaming && f.rest != nil {
+		f.rest.Close()
+		f.rest = nil
+	}
 }
 
 // body returns the owner's reader of the response body.

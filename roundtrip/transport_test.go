@@ -559,3 +559,51 @@ func TestContract_NilHeaderFromWrappedTransport(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestOriginDown_ErrorWithoutStoredResponse(t *testing.T) {
+	f := newFixture(t, fixedBody("max-age=60", "x"), roundtrip.Options{})
+	f.o.Close()
+	_, err := f.cl.Get(f.o.URL + "/gone")
+	require.Error(t, err)
+	assert.EqualValues(t, 0, f.store.len())
+}
+
+func TestStaleIfError_RFC5861_4_ServesStaleWhenOriginUnreachable(t *testing.T) {
+	f := newFixture(t, fixedBody("max-age=10, stale-if-error=60", "kept"), roundtrip.Options{})
+	f.get("/down")
+	f.o.Close()
+	f.clk.Advance(30 * time.Second)
+	resp, body := f.get("/down")
+	assert.Equal(t, "kept", body)
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd=stale; ttl=-20; detail=stale-if-error")
+	assert.EqualValues(t, 1, f.tr.Stats().StaleServed)
+}
+
+func TestCoalesce_LeaderGivingUpLeavesTheFetchToWaiters(t *testing.T) {
+	release := make(chan struct{})
+	f := newFixture(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "for the waiters")
+	}, roundtrip.Options{})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.o.URL+"/l", nil)
+	leader := make(chan error, 1)
+	go func() {
+		_, err := f.cl.Do(req)
+		leader <- err
+	}()
+	eventually(t, "the leader at the origin", func() bool { return f.o.hits.Load() == 1 })
+	waiter := make(chan string, 1)
+	go func() {
+		_, body := f.get("/l")
+		waiter <- body
+	}()
+	cancel()
+	assert.ErrorIs(t, <-leader, context.Canceled)
+	close(release)
+	assert.Equal(t, "for the waiters", <-waiter)
+	assert.EqualValues(t, 1, f.o.hits.Load(), "the shared fetch outlived its first caller")
+	eventually(t, "the entry stored", func() bool { return f.store.len() == 1 })
+}
