@@ -41,7 +41,8 @@ type flight struct {
 	err               error // the origin call failed: no resp
 	ready             bool  // entry was known when the flight was published: nothing to read
 	storable          bool
-	detail            string // why the response was not storable
+	head              *policy.Response // storable: the entry, without its body until it is in
+	detail            string           // why the response was not storable
 	cancel            context.CancelFunc
 	timer             *time.Timer // the shared fetch deadline; stopped when the owner alone streams
 

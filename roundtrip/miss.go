@@ -228,6 +228,16 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 	if f.storable && resp.ContentLength > t.maxEntry {
 		f.storable, f.detail = false, "too-large"
 	}
+	if f.storable {
+		// The entry is built from the header now and gets its body when
+		// the body is in. One that would be neither fresh nor worth a
+		// revalidation (no freshness, no validator) is kept by no store
+		// and can serve no waiter: it is as unshareable as a private one.
+		f.head = t.policy.NewResponse(rq, resp, nil, reqTime, respTime)
+		if ttl, _ := t.policy.Keep(f.head, respTime); ttl <= 0 {
+			f.storable, f.detail, f.head = false, "uncacheable", nil
+		}
+	}
 	if !f.storable {
 		t.unshareable(rq, resp, stored, f.detail, key, lease)
 		f.mu.Lock()
@@ -242,7 +252,8 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 	t.filling.Store(key, f)
 	t.pumps.Add(1)
 	go f.pump(t.maxEntry, func(body []byte) *policy.Response {
-		entry := t.policy.NewResponse(rq, resp, body, reqTime, respTime)
+		entry := f.head
+		entry.Body = body
 		t.put(rq.R.Context(), entry)
 		// Stored first, forgotten second, and both before anyone sees the
 		// body end: a caller that finds neither the flight nor the entry
@@ -329,6 +340,13 @@ func (t *Transport) respond(rq *policy.Request, stored *policy.Response, fwd str
 			}
 		}
 		return resp, nil
+	}
+	if f.head != nil && policy.NotModified(rq.R, f.head) {
+		// The caller's own validators match what is being stored: a
+		// local 304 (RFC 9111 §4.3.2), while the body is still read
+		// whole for the store.
+		f.disown()
+		return t.serveEntry(rq, f.head, fwd, f.resp.StatusCode, false), nil
 	}
 	resp := *f.resp
 	resp.Header = f.resp.Header.Clone()
