@@ -18,6 +18,10 @@ import (
 	"github.com/fleetcache/fleetcache/policy"
 )
 
+// DefaultName is the cache's name in Cache-Status unless Options.Name says
+// otherwise.
+const DefaultName = "fleetcache"
+
 // Store is the shared store the transport reads and writes.
 // *rediscache.Store implements it.
 type Store interface {
@@ -58,7 +62,7 @@ type Options struct {
 	// MaxEntryBytes is the largest body that is stored; larger bodies
 	// stream through uncached and are never held whole. 0 means 8 MiB.
 	MaxEntryBytes int64
-	// Name is the cache's name in Cache-Status; "" means "fleetcache".
+	// Name is the cache's name in Cache-Status; "" means DefaultName.
 	Name string
 	// Logger receives the few events worth logging; nil means slog.Default().
 	Logger *slog.Logger
@@ -130,7 +134,7 @@ func New(store Store, opts Options) *Transport {
 		t.next = http.DefaultTransport
 	}
 	if t.name == "" {
-		t.name = "fleetcache"
+		t.name = DefaultName
 	}
 	if t.log == nil {
 		t.log = slog.Default()

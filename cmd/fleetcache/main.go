@@ -111,7 +111,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Upstream, "upstream", "", "the origin's `URL`, http:// or https:// (required)")
 	fs.BoolVar(&cfg.UpstreamHost, "upstream-host", false, "send the upstream's host in Host, and key the cache by it, instead of the client's Host")
 	fs.StringVar(&cfg.Redis, "redis", "", "Redis `URL`: redis://, rediss://, unix://, or redis://h1:p1?addr=h2:p2 for a cluster; empty starts an embedded Redis on a loopback port")
-	fs.StringVar(&cfg.Prefix, "prefix", proxy.DefaultPrefix, "`prefix` of every Redis key of this cache; instances sharing it share the cache")
+	fs.StringVar(&cfg.Prefix, "prefix", "", "`prefix` of every Redis key of this cache; instances sharing it share the cache (default: fleetcache:<hash of the upstream URL>:)")
 	fs.BoolVar(&cfg.Private, "private", false, "be a private (single-user) cache, which may store responses marked private")
 	fs.Int64Var(&cfg.MaxEntries, "max-entries", 0, "cache capacity in `entries`, seeded in Redis when the prefix has none yet (0: 100000)")
 	fs.Int64Var(&cfg.MaxEntryBytes, "max-entry-bytes", 0, "largest body stored, in `bytes`; larger ones stream through uncached (0: 8 MiB)")

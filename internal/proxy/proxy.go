@@ -6,6 +6,8 @@ package proxy
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,12 +16,14 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fleetcache/fleetcache/policy"
 	"github.com/fleetcache/fleetcache/rediscache"
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
@@ -28,7 +32,6 @@ import (
 // its flags' defaults.
 const (
 	DefaultListen     = "127.0.0.1:8080"
-	DefaultPrefix     = "fleetcache:"
 	DefaultHealthPath = "/.fleetcache/health"
 )
 
@@ -53,7 +56,8 @@ type Config struct {
 	// starts an embedded in-process Redis on a free loopback port, which
 	// other proxies may share through RedisURL.
 	Redis string
-	// Prefix starts every Redis key of this cache; "" means DefaultPrefix.
+	// Prefix starts every Redis key of this cache; "" means DefaultPrefix
+	// of the upstream.
 	Prefix string
 	// Private makes a private cache (one user's), which may store responses
 	// marked private. A proxy in front of several users must stay shared.
@@ -92,6 +96,7 @@ type Server struct {
 	store    *rediscache.Store
 	embedded *miniredis.Miniredis // nil when Config.Redis was set
 	redisURL string
+	prefix   string
 	failed   chan error
 }
 
@@ -145,8 +150,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s.client = client
+	s.prefix = cmp.Or(cfg.Prefix, DefaultPrefix(upstream))
 	s.store, err = rediscache.New(client, rediscache.Options{
-		Prefix:     cmp.Or(cfg.Prefix, DefaultPrefix),
+		Prefix:     s.prefix,
 		MaxEntries: cfg.MaxEntries,
 	})
 	if err != nil {
@@ -194,7 +200,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	s.log.Info("fleetcache proxy listening", "listen", s.Addr(), "upstream", upstream.String(),
-		"redis", redact(s.redisURL), "embedded_redis", s.embedded != nil)
+		"redis", redact(s.redisURL), "embedded_redis", s.embedded != nil, "prefix", s.prefix)
 	return s, nil
 }
 
@@ -265,6 +271,16 @@ func redact(raw string) string {
 	return "URL"
 }
 
+// DefaultPrefix is the key prefix of the proxies in front of upstream when
+// none is given: "fleetcache:" and a short hash of the upstream's URL. Every
+// proxy of one upstream shares a cache by default, and proxies of different
+// upstreams sharing one Redis never serve each other's responses, even when
+// their clients use the same Host (every sidecar on localhost:8080).
+func DefaultPrefix(upstream *url.URL) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(upstream.Scheme+"://"+upstream.Host) + upstream.Path))
+	return "fleetcache:" + hex.EncodeToString(sum[:4]) + ":"
+}
+
 // handler answers the health and stats paths itself and proxies everything
 // else to upstream.
 func (s *Server) handler(upstream *url.URL, upstreamHost bool, health string) http.Handler {
@@ -281,7 +297,14 @@ func (s *Server) handler(upstream *url.URL, upstreamHost bool, health string) ht
 				pr.Out.Host = pr.In.Host
 				pr.Out.URL.Host = pr.In.Host
 			}
+			// Append to the chain a load balancer in front may have
+			// started, as nginx's $proxy_add_x_forwarded_for does.
+			if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+				pr.Out.Header["X-Forwarded-For"] = append([]string(nil), prior...)
+			}
 			pr.SetXForwarded()
+			// A gateway names itself in Via (RFC 9110 §7.6.3).
+			pr.Out.Header.Add("Via", via(pr.In))
 		},
 		Transport:    s.rt,
 		ErrorHandler: s.upstreamError,
@@ -359,6 +382,16 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// via is this proxy's Via member for a request: the protocol it came in
+// with, and a pseudonym for the proxy.
+func via(r *http.Request) string {
+	proto := strconv.Itoa(r.ProtoMajor) + "." + strconv.Itoa(r.ProtoMinor)
+	if r.ProtoMajor >= 2 {
+		proto = strconv.Itoa(r.ProtoMajor)
+	}
+	return proto + " fleetcache"
+}
+
 // upstreamError answers 502 when the upstream could not be reached (and the
 // cache had nothing it could serve instead).
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
@@ -370,6 +403,7 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	policy.CacheStatus{Detail: "upstream-unreachable"}.AppendTo(w.Header(), roundtrip.DefaultName)
 	w.WriteHeader(http.StatusBadGateway)
 	fmt.Fprintln(w, "fleetcache: upstream unreachable")
 }

@@ -65,8 +65,8 @@ func newOrigin(t *testing.T) *origin {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Origin", "yes")
 		w.WriteHeader(http.StatusTeapot)
-		fmt.Fprintf(w, "%s %s host=%s xff=%s hop=%q", r.Method, r.URL.RequestURI(), r.Host,
-			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Hop"))
+		fmt.Fprintf(w, "%s %s host=%s xff=%s hop=%q via=%q", r.Method, r.URL.RequestURI(), r.Host,
+			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Hop"), r.Header.Values("Via"))
 	})
 	mux.HandleFunc("/vhost", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
@@ -257,14 +257,47 @@ func TestProxy_ForwardsFaithfully(t *testing.T) {
 			p := startProxy(t, proxy.Config{Upstream: o.URL, UpstreamHost: tt.upstreamHost})
 			// X-Hop is named in Connection, so it is hop-by-hop (RFC 9110
 			// §7.6.1) and must not reach the upstream.
+			// A load balancer in front started the X-Forwarded-For chain
+			// and named itself in Via: both are kept and extended.
 			a := do(t, http.MethodPut, "http://"+p.Addr()+"/echo?q=1&q=2", http.Header{
 				"Connection": {"X-Hop"}, "X-Hop": {"secret"},
+				"X-Forwarded-For": {"203.0.113.7"}, "Via": {"1.1 lb"},
 			})
-			want := fmt.Sprintf(`PUT /echo?q=1&q=2 host=%s xff=127.0.0.1 hop=""`, tt.wantHost(p.Addr()))
+			want := fmt.Sprintf(`PUT /echo?q=1&q=2 host=%s xff=203.0.113.7, 127.0.0.1 hop="" via=["1.1 lb" "1.1 fleetcache"]`, tt.wantHost(p.Addr()))
 			if a.status != http.StatusTeapot || a.body != want || a.header.Get("X-Origin") != "yes" {
 				t.Errorf("got %d %q (X-Origin %q), want 418 %q (yes)", a.status, a.body, a.header.Get("X-Origin"), want)
 			}
 		})
+	}
+}
+
+func TestProxy_UpstreamsSharingARedisNeverServeEachOther(t *testing.T) {
+	mr, _ := redistest.Mini(t)
+	redisURL := "redis://" + mr.Addr()
+	upstream := func(name string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=60")
+			fmt.Fprint(w, "I am "+name)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	upA, upB := upstream("A"), upstream("B")
+	a := startProxy(t, proxy.Config{Upstream: upA.URL, Redis: redisURL})
+	b := startProxy(t, proxy.Config{Upstream: upB.URL, Redis: redisURL})
+	a2 := startProxy(t, proxy.Config{Upstream: upA.URL, Redis: redisURL})
+	// Every client calls its sidecar by the same name, as in a fleet.
+	get := func(p *proxy.Server) answer {
+		return do(t, http.MethodGet, "http://"+p.Addr()+"/item", http.Header{"Host": {"localhost:8080"}})
+	}
+	if got := get(a); got.body != "I am A" {
+		t.Fatalf("A: %q", got.body)
+	}
+	if got := get(b); got.body != "I am B" || isHit(got) {
+		t.Errorf("B got %q (%s): another upstream's response", got.body, got.header.Get("Cache-Status"))
+	}
+	if got := get(a2); got.body != "I am A" || !isHit(got) {
+		t.Errorf("a second proxy of A got %q (%s), want A's entry from the shared cache", got.body, got.header.Get("Cache-Status"))
 	}
 }
 
@@ -317,6 +350,7 @@ func TestProxy_UpstreamUnreachableIs502(t *testing.T) {
 
 	a := get(t, "http://"+p.Addr()+"/anything")
 	if a.status != http.StatusBadGateway || a.body != "fleetcache: upstream unreachable\n" ||
+		a.header.Get("Cache-Status") != "fleetcache; detail=upstream-unreachable" ||
 		!strings.HasPrefix(a.header.Get("Content-Type"), "text/plain") {
 		t.Errorf("got %d %q (%s), want 502 with a short text body", a.status, a.body, a.header.Get("Content-Type"))
 	}
