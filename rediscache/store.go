@@ -24,10 +24,6 @@ import (
 // malformed Options.Prefix.
 var ErrPrefix = errors.New("rediscache: invalid prefix")
 
-// ErrTooLarge is wrapped in the error Put returns for an entry larger than
-// one shard's byte budget (max_bytes / shards): it could never be kept.
-// Put deletes the entry it would have replaced.
-var ErrTooLarge = errors.New("rediscache: entry larger than a shard's byte budget")
 
 // Options configure a Store. Only Prefix is required. MaxEntries, MaxBytes
 // and Shards only seed the <prefix>config hash in Redis the first time any
@@ -480,7 +476,9 @@ func variantOf(r *policy.Response) string {
 // names and variants, evicts least-recently-used entries of that shard while
 // it is over capacity — entries with explicit=false (only a heuristic made
 // them fresh, or they are kept only for revalidation) before all others —
-// and announces the fill on FillChannel(resp.URL). One script.
+// and announces the fill on FillChannel(resp.URL). One script. An entry
+// larger than a shard's byte budget is not kept, and is no error: Put fails
+// only when Redis does.
 func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) error {
 	if ttl < time.Millisecond {
 		return fmt.Errorf("rediscache: put: ttl %v is below a millisecond", ttl)
@@ -492,10 +490,10 @@ func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 	r := refOf(*s.shards.Load(), resp.URL, variantOf(resp))
 	val := Encode(nil, resp)
 	if int64(len(val)) > lim.maxBytes {
-		if err := s.delete(ctx, r, ""); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: %d bytes, budget %d", ErrTooLarge, len(val), lim.maxBytes)
+		// It could never be kept: not an error of the store, which
+		// callers treat as an outage, but the entry it would have
+		// replaced is out of date and goes.
+		return s.delete(ctx, r, "")
 	}
 	now := s.now()
 	score := now.UnixMilli()

@@ -30,7 +30,9 @@ type Store interface {
 	// that guessed the variant wrong can ask again.
 	Get(ctx context.Context, url, variant string) (*policy.Response, []string, error)
 	// Put stores resp for ttl; explicit is false for entries that only a
-	// heuristic made fresh or that are kept only for revalidation.
+	// heuristic made fresh or that are kept only for revalidation. An
+	// error means the store failed (it feeds the breaker); an entry the
+	// store chooses not to keep is not one.
 	Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) error
 	// Purge removes every variant stored for url.
 	Purge(ctx context.Context, url string) error
