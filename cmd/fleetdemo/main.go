@@ -279,8 +279,10 @@ func report(out io.Writer, redisURL string, b burst, sent []int64, stats []round
 	row("fleet", total, sum)
 	tw.Flush()
 
-	fmt.Fprintln(out, "\nhits: answered from the shared cache; coalesced: waited for the same fetch by another")
-	fmt.Fprintln(out, "request (in its proxy or another); revalidations: conditional requests for stored entries.")
+	fmt.Fprintln(out, "\nrequests = hits + misses + revalidations. hits: answered from the shared cache;")
+	fmt.Fprintln(out, "misses: nothing usable stored; revalidations: stored but stale, checked with the origin;")
+	fmt.Fprintln(out, "coalesced: misses and revalidations served by the same fetch of another request,")
+	fmt.Fprintln(out, "in this proxy or another.")
 	fmt.Fprintf(out, "\norigin: %d requests for %d client requests (%d answered 304 Not Modified)\n", o.requests.Load(), total, o.notModified.Load())
 	fmt.Fprintf(out, "slow /report: %d clients asked at the same moment; the origin computed it %d time(s)\n", b.clients, o.reports.Load())
 }
