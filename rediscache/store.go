@@ -24,7 +24,6 @@ import (
 // malformed Options.Prefix.
 var ErrPrefix = errors.New("rediscache: invalid prefix")
 
-
 // Options configure a Store. Only Prefix is required. MaxEntries, MaxBytes
 // and Shards only seed the <prefix>config hash in Redis the first time any
 // instance uses the prefix; from then on the values in Redis win, so that
