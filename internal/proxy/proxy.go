@@ -392,20 +392,26 @@ func via(r *http.Request) string {
 	return proto + " fleetcache"
 }
 
-// upstreamError answers 502 when the upstream could not be reached (and the
-// cache had nothing it could serve instead).
+// upstreamError answers when the upstream gave no answer (and the cache had
+// nothing it could serve instead): 504 when it did not answer in time, 502
+// when it could not be reached, as nginx and other gateways do.
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	status, what := http.StatusBadGateway, "upstream unreachable"
+	var nerr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() {
+		status, what = http.StatusGatewayTimeout, "upstream timed out"
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody reads the answer.
 		s.log.Debug("client gone", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 	} else {
-		s.log.Warn("upstream unreachable", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
+		s.log.Warn(what, "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	policy.CacheStatus{Detail: "upstream-unreachable"}.AppendTo(w.Header(), roundtrip.DefaultName)
-	w.WriteHeader(http.StatusBadGateway)
-	fmt.Fprintln(w, "fleetcache: upstream unreachable")
+	policy.CacheStatus{Detail: strings.ReplaceAll(what, " ", "-")}.AppendTo(w.Header(), roundtrip.DefaultName)
+	w.WriteHeader(status)
+	fmt.Fprintln(w, "fleetcache: "+what)
 }
 
 // logRequests writes one debug line per request once it is answered.
