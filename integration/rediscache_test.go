@@ -121,7 +121,7 @@ func TestRedisCache_RealServer(t *testing.T) {
 	defer s.Close()
 
 	want := cacheResponse("https://example.com/a", []byte("hello"))
-	if err := s.Put(ctx, want, time.Minute, true); err != nil {
+	if _, err := s.Put(ctx, want, time.Minute, true); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := s.Get(ctx, want.URL, "")
@@ -140,7 +140,7 @@ func TestRedisCache_RealServer(t *testing.T) {
 	}
 
 	for i := range 150 {
-		if err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://example.com/%d", i), []byte("b")), time.Hour, i%2 == 0); err != nil {
+		if _, err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://example.com/%d", i), []byte("b")), time.Hour, i%2 == 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -183,7 +183,7 @@ func TestRedisCache_ConcurrentWritersKeepTheLimit(t *testing.T) {
 					// other's entries as well as evict them.
 					u := fmt.Sprintf("https://example.com/%d", (i*goroutines*writes+g*writes+w)%400)
 					body := bytes.Repeat([]byte("x"), 100+w%7*50)
-					if err := s.Put(ctx, cacheResponse(u, body), time.Hour, w%3 != 0); err != nil {
+					if _, err := s.Put(ctx, cacheResponse(u, body), time.Hour, w%3 != 0); err != nil {
 						errs <- err
 						return
 					}
@@ -233,7 +233,7 @@ func TestRedisCache_Cluster(t *testing.T) {
 
 	const n = 600
 	for i := range n {
-		if err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://example.com/%d", i), []byte("body")), time.Hour, true); err != nil {
+		if _, err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://example.com/%d", i), []byte("body")), time.Hour, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -281,7 +281,7 @@ func TestRedisCache_Cluster(t *testing.T) {
 	for _, enc := range []string{"gzip", "br", "identity"} {
 		r := cacheResponse(u, []byte(enc))
 		r.Vary, r.VaryValues = []string{"Accept-Encoding"}, []string{enc}
-		if err := s.Put(ctx, r, time.Hour, true); err != nil {
+		if _, err := s.Put(ctx, r, time.Hour, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -317,7 +317,7 @@ func TestRedisCache_ExpiredLeaveTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 50 {
-		if err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://example.com/%d", i), []byte("b")), 50*time.Millisecond, true); err != nil {
+		if _, err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://example.com/%d", i), []byte("b")), 50*time.Millisecond, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -330,7 +330,7 @@ func TestRedisCache_ExpiredLeaveTheIndex(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // a poll interval, not a wait for state
 	}
 	for i := range 10 {
-		if err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://example.com/new/%d", i), []byte("b")), time.Hour, true); err != nil {
+		if _, err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://example.com/new/%d", i), []byte("b")), time.Hour, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -370,7 +370,7 @@ func TestRedisCache_MemoryPerEntry(t *testing.T) {
 			before := usedMemory(t, c)
 			body := bytes.Repeat([]byte("x"), size)
 			for i := range n {
-				if err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://service.example.com/items/%d?view=full", i), body), time.Hour, true); err != nil {
+				if _, err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://service.example.com/items/%d?view=full", i), body), time.Hour, true); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -436,7 +436,7 @@ func BenchmarkRedisCache_Get(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := s.Put(ctx, resp, time.Hour, true); err != nil {
+			if _, err := s.Put(ctx, resp, time.Hour, true); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()

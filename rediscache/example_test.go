@@ -81,7 +81,7 @@ func ExampleStore_Put() {
 	// A response that varies on Accept-Encoding.
 	resp := exampleResponse("https://api.example.com/orders/42", `{"id":42}`)
 	resp.Vary, resp.VaryValues = []string{"Accept-Encoding"}, []string{"gzip"}
-	if err := store.Put(ctx, resp, 10*time.Minute, true); err != nil {
+	if _, err := store.Put(ctx, resp, 10*time.Minute, true); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -108,7 +108,7 @@ func ExampleStore_Purge() {
 	for _, lang := range []string{"en", "fr"} {
 		r := exampleResponse(url, lang)
 		r.Vary, r.VaryValues = []string{"Accept-Language"}, []string{lang}
-		_ = store.Put(ctx, r, time.Minute, true)
+		_, _ = store.Put(ctx, r, time.Minute, true)
 	}
 	// A PUT to the URL invalidates every variant at once.
 	if err := store.Purge(ctx, url); err != nil {
@@ -128,7 +128,7 @@ func ExampleStore_Stats() {
 	defer store.Close()
 
 	for _, id := range []string{"1", "2", "3"} {
-		_ = store.Put(ctx, exampleResponse("https://api.example.com/orders/"+id, "{}"), time.Minute, true)
+		_, _ = store.Put(ctx, exampleResponse("https://api.example.com/orders/"+id, "{}"), time.Minute, true)
 	}
 	st, err := store.Stats(ctx)
 	if err != nil {

@@ -475,24 +475,25 @@ func variantOf(r *policy.Response) string {
 // names and variants, evicts least-recently-used entries of that shard while
 // it is over capacity — entries with explicit=false (only a heuristic made
 // them fresh, or they are kept only for revalidation) before all others —
-// and announces the fill on FillChannel(resp.URL). One script. An entry
-// larger than a shard's byte budget is not kept, and is no error: Put fails
-// only when Redis does.
-func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) error {
+// and announces the fill on FillChannel(resp.URL). One script.
+//
+// kept is false, with no error, for an entry the store will not keep: one
+// larger than a shard's byte budget (the entry it would have replaced is
+// deleted) or with a ttl under a millisecond. An error means Redis failed.
+func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) (kept bool, err error) {
 	if ttl < time.Millisecond {
-		return fmt.Errorf("rediscache: put: ttl %v is below a millisecond", ttl)
+		return false, nil // gone before Redis could expire it
 	}
 	lim, err := s.currentLimits(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	r := refOf(*s.shards.Load(), resp.URL, variantOf(resp))
 	val := Encode(nil, resp)
 	if int64(len(val)) > lim.maxBytes {
-		// It could never be kept: not an error of the store, which
-		// callers treat as an outage, but the entry it would have
-		// replaced is out of date and goes.
-		return s.delete(ctx, r, "")
+		// It could never be kept; the entry it would have replaced is
+		// out of date and goes.
+		return false, s.delete(ctx, r, "")
 	}
 	now := s.now()
 	score := now.UnixMilli()
@@ -510,10 +511,10 @@ func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 		names, sh.entry, s.publish, sh.fill+r.member()[:16],
 	).Err()
 	if err != nil {
-		return fmt.Errorf("rediscache: put: %w", err)
+		return false, fmt.Errorf("rediscache: put: %w", err)
 	}
 	s.touched.mark(r.id, now) // the write set the score just now
-	return nil
+	return true, nil
 }
 
 // Delete removes one entry.

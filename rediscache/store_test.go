@@ -71,7 +71,7 @@ func varied(url, body, name, value string) *policy.Response {
 
 func (f *fixture) put(t *testing.T, r *policy.Response, ttl time.Duration, explicit bool) {
 	t.Helper()
-	if err := f.s.Put(context.Background(), r, ttl, explicit); err != nil {
+	if _, err := f.s.Put(context.Background(), r, ttl, explicit); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -297,9 +297,9 @@ func TestStore_CorruptDeleteSparesNewValue(t *testing.T) {
 
 func TestStore_PutTTL(t *testing.T) {
 	f := newFixture(t, Options{})
-	err := f.s.Put(context.Background(), response("http://x/", ""), 0, true)
-	if err == nil {
-		t.Fatal("Put with ttl 0 accepted")
+	kept, err := f.s.Put(context.Background(), response("http://x/", ""), 0, true)
+	if kept || err != nil {
+		t.Fatalf("Put with ttl 0: kept %v, err %v; want not kept, no error", kept, err)
 	}
 }
 
@@ -309,8 +309,8 @@ func TestStore_TooLarge(t *testing.T) {
 	f.put(t, response(u, "small"), time.Minute, true)
 	// Not an error: errors mean the store failed, and callers stop using a
 	// failing store.
-	if err := f.s.Put(context.Background(), response(u, strings.Repeat("x", 3<<10)), time.Minute, true); err != nil {
-		t.Fatalf("Put of an entry over the shard's budget: %v", err)
+	if kept, err := f.s.Put(context.Background(), response(u, strings.Repeat("x", 3<<10)), time.Minute, true); kept || err != nil {
+		t.Fatalf("Put of an entry over the shard's budget: kept %v, err %v; want not kept, no error", kept, err)
 	}
 	if r, _ := f.get(t, u, ""); r != nil {
 		t.Error("the entry a too large one replaces is still served")
@@ -595,7 +595,7 @@ func TestStore_ContextCanceled(t *testing.T) {
 	if _, _, err := f.s.Get(ctx, "http://x/", ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("Get err = %v", err)
 	}
-	if err := f.s.Put(ctx, response("http://x/", ""), time.Minute, true); !errors.Is(err, context.Canceled) {
+	if _, err := f.s.Put(ctx, response("http://x/", ""), time.Minute, true); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put err = %v", err)
 	}
 }
@@ -613,7 +613,7 @@ func TestStore_RedisDown(t *testing.T) {
 	if _, _, err := f.s.Get(ctx, "http://x/", ""); err == nil {
 		t.Error("Get without Redis: no error")
 	}
-	if err := f.s.Put(ctx, response("http://x/", ""), time.Minute, true); err == nil {
+	if _, err := f.s.Put(ctx, response("http://x/", ""), time.Minute, true); err == nil {
 		t.Error("Put without Redis: no error")
 	}
 }

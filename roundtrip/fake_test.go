@@ -25,6 +25,7 @@ type memStore struct {
 	entries map[string]*policy.Response
 	vary    map[string][]string
 	fail    atomic.Bool // every call fails, as when Redis is down
+	refuse  atomic.Bool // Put keeps nothing, as for an entry over the budget
 	gets    atomic.Int64
 	puts    atomic.Int64
 }
@@ -48,10 +49,13 @@ func (s *memStore) Get(ctx context.Context, url, variant string) (*policy.Respon
 	return nil, s.vary[url], nil
 }
 
-func (s *memStore) Put(ctx context.Context, r *policy.Response, ttl time.Duration, explicit bool) error {
+func (s *memStore) Put(ctx context.Context, r *policy.Response, ttl time.Duration, explicit bool) (bool, error) {
 	s.puts.Add(1)
 	if s.fail.Load() {
-		return errDown
+		return false, errDown
+	}
+	if s.refuse.Load() {
+		return false, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -59,7 +63,7 @@ func (s *memStore) Put(ctx context.Context, r *policy.Response, ttl time.Duratio
 	if len(r.Vary) > 0 {
 		s.vary[r.URL] = r.Vary
 	}
-	return nil
+	return true, nil
 }
 
 func (s *memStore) Purge(ctx context.Context, url string) error {

@@ -41,7 +41,8 @@ type flight struct {
 	err               error // the origin call failed: no resp
 	ready             bool  // entry was known when the flight was published: nothing to read
 	storable          bool
-	head              *policy.Response // storable: the entry, without its body until it is in
+	head              *policy.Response // storable: the entry without its body; read-only
+	keepOwner         func() bool      // stops the owner's giving up from disowning the flight
 	detail            string           // why the response was not storable
 	cancel            context.CancelFunc
 	timer             *time.Timer // the shared fetch deadline; stopped when the owner alone streams

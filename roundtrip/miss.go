@@ -44,14 +44,21 @@ func (t *Transport) collapse(rq *policy.Request, stored *policy.Response, fwd st
 		return t.respond(rq, stored, fwd, t.origin(rq, stored, me, nil, key, true))
 	}
 	f, _, err := t.group.Do(ctx, key, t.fetchTimeout, func(gctx context.Context) (*flight, error) {
+		t.fetches.add()
+		defer t.fetches.done()
 		f := t.lead(gctx, rq, stored, me, key)
-		if f != nil && f.owner == me && ctx.Err() != nil {
-			f.disown() // the caller stopped waiting for the header
+		if f != nil && f.owner == me {
+			// Should the caller stop waiting for the header, the
+			// flight goes on without it.
+			f.keepOwner = context.AfterFunc(ctx, f.disown)
 		}
 		return f, nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if f != nil && f.owner == me && !f.keepOwner() {
+		return nil, ctx.Err() // gave up just as the header came
 	}
 	if f == nil {
 		// Joined a background refresh that left the fetch to a fleet peer.
@@ -101,6 +108,11 @@ func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *polic
 		switch {
 		case err != nil:
 			return t.origin(rq, stored, me, nil, key, false)
+		case !ok && t.fleetMarked(ctx, rq.URL):
+			// A peer holds the lease, but the URL's last answer could
+			// not be shared: queueing behind it would only serialise
+			// the burst.
+			return t.origin(rq, stored, me, nil, key, false)
 		case ok:
 			// A peer may have stored the URL and let the lease go since
 			// this caller looked: read once more under the lease.
@@ -115,19 +127,13 @@ func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *polic
 		if entry := t.awaitPeer(ctx, rq, leaseKey); entry != nil {
 			return doneFlight(entry) // each caller served from it counts as coalesced
 		}
-		// The peer stored nothing. When that is because its answer could
-		// not be shared, it marked the URL before letting the lease go:
-		// queueing for the lease again would only serialise the burst.
-		if t.fleetMarked(ctx, rq.URL) {
-			break
-		}
 	}
 	return t.origin(rq, stored, me, nil, key, false)
 }
 
 // fleetMarked reports whether a fleet peer marked url as not worth
-// collapsing (hit-for-miss). It is read only after a wait that produced
-// nothing, so that a miss does not pay a round trip for it up front.
+// collapsing (hit-for-miss). It is read only when a peer holds the lease,
+// so that an uncontended miss does not pay a round trip for it.
 func (t *Transport) fleetMarked(ctx context.Context, url string) bool {
 	var marked bool
 	err := t.storeCall(ctx, func(ctx context.Context) (err error) {
@@ -216,7 +222,7 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		// The 304 may have made the response unshareable (private,
 		// no-store): then what was stored must go, and nobody but this
 		// caller is served it.
-		f.storable = t.put(rq.R.Context(), fresh)
+		f.storable, _ = t.put(rq.R.Context(), fresh)
 		if !f.storable {
 			t.purge(rq.R.Context(), rq.URL)
 		}
@@ -250,18 +256,20 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		f.buf = make([]byte, 0, resp.ContentLength)
 	}
 	t.filling.Store(key, f)
-	t.pumps.Add(1)
+	t.fetches.add()
 	go f.pump(t.maxEntry, func(body []byte) *policy.Response {
-		entry := f.head
+		entry := *f.head // f.head stays as the owner may have seen it
 		entry.Body = body
-		t.put(rq.R.Context(), entry)
+		if _, refused := t.put(rq.R.Context(), &entry); refused {
+			t.unshareable(rq, resp, nil, "too-large", key, nil)
+		}
 		// Stored first, forgotten second, and both before anyone sees the
 		// body end: a caller that finds neither the flight nor the entry
 		// cannot exist, and none finds a finished flight.
 		t.filling.CompareAndDelete(key, f)
-		return entry
+		return &entry
 	}, func(entry *policy.Response, tooLarge bool) {
-		defer t.pumps.Done()
+		defer t.fetches.done()
 		t.filling.CompareAndDelete(key, f)
 		if tooLarge {
 			t.unshareable(rq, resp, stored, "too-large", key, lease)
@@ -310,11 +318,16 @@ func responseReason(rq *policy.Request, resp *http.Response, reason string) bool
 
 // endLease frees the fleet lease once the fetch is over. Peers waiting on
 // a stored entry have already been woken by the store's fill announcement;
-// the others see the lease go and fetch for themselves.
+// the others see the lease go and fetch for themselves. It is attempted even
+// while the breaker is open, bounded by the store timeout: a lease left to
+// expire would hold every peer for LeaseTimeout.
 func (t *Transport) endLease(lease *coalesce.Lease) {
-	if lease != nil {
-		_ = t.storeCall(context.Background(), lease.Release)
+	if lease == nil {
+		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), t.storeTimeout)
+	defer cancel()
+	_ = lease.Release(ctx)
 }
 
 // respond turns the flight the caller owns into its response.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/assert"
@@ -33,7 +34,10 @@ func redisTransports(t *testing.T, n int) ([]*http.Client, *rediscache.Store) {
 	var clients []*http.Client
 	for range n {
 		origin := &http.Transport{}
-		tr := roundtrip.New(store, roundtrip.Options{Transport: origin})
+		// A generous store timeout: 200 goroutines on miniredis under the
+		// race detector are slow, and a timed-out call fails open to the
+		// origin by design, which would spoil the exact counts.
+		tr := roundtrip.New(store, roundtrip.Options{Transport: origin, StoreTimeout: 5 * time.Second})
 		t.Cleanup(func() {
 			require.NoError(t, tr.Close())
 			origin.CloseIdleConnections()

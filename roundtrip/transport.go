@@ -30,10 +30,10 @@ type Store interface {
 	// that guessed the variant wrong can ask again.
 	Get(ctx context.Context, url, variant string) (*policy.Response, []string, error)
 	// Put stores resp for ttl; explicit is false for entries that only a
-	// heuristic made fresh or that are kept only for revalidation. An
-	// error means the store failed (it feeds the breaker); an entry the
-	// store chooses not to keep is not one.
-	Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) error
+	// heuristic made fresh or that are kept only for revalidation. kept is
+	// false, with no error, when the store declines the entry (too large
+	// for it); an error means the store failed, and feeds the breaker.
+	Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) (kept bool, err error)
 	// Purge removes every variant stored for url.
 	Purge(ctx context.Context, url string) error
 }
@@ -107,7 +107,7 @@ type Transport struct {
 	refreshing sync.Map   // flight keys with a background refresh under way
 	bgMu       sync.Mutex // orders goBackground against Close
 	bg         sync.WaitGroup
-	pumps      sync.WaitGroup  // bodies being read for the store
+	fetches    inflight        // shared fetches and the bodies being read for the store
 	background context.Context // ended by Close: stops background refreshes
 	stop       context.CancelFunc
 
@@ -164,20 +164,55 @@ func New(store Store, opts Options) *Transport {
 	return t
 }
 
-// Close waits for background refreshes and for the bodies being read into
-// the store (each bounded by FetchTimeout, or by its reader's context once
-// it streams to one caller alone), then stops the fleet subscription. The
-// store is the caller's to close.
+// Close waits for background refreshes, for shared fetches and for the
+// bodies being read into the store (each bounded by FetchTimeout, or by its
+// reader's context once it streams to one caller alone), then stops the
+// fleet subscription. Call it once no RoundTrip is in progress. The store is
+// the caller's to close.
 func (t *Transport) Close() error {
 	t.bgMu.Lock()
 	t.stop()
 	t.bgMu.Unlock()
 	t.bg.Wait()
-	t.pumps.Wait()
+	t.fetches.wait()
 	if t.fleet != nil {
 		return t.fleet.Close()
 	}
 	return nil
+}
+
+// inflight counts the work Close waits for. Unlike a sync.WaitGroup it may
+// gain members while Close waits: a fetch that a caller gave up on starts
+// its body whenever the origin answers.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	idle *sync.Cond
+}
+
+func (w *inflight) add() {
+	w.mu.Lock()
+	w.n++
+	w.mu.Unlock()
+}
+
+func (w *inflight) done() {
+	w.mu.Lock()
+	if w.n--; w.n == 0 && w.idle != nil {
+		w.idle.Broadcast()
+	}
+	w.mu.Unlock()
+}
+
+func (w *inflight) wait() {
+	w.mu.Lock()
+	if w.idle == nil {
+		w.idle = sync.NewCond(&w.mu)
+	}
+	for w.n > 0 {
+		w.idle.Wait()
+	}
+	w.mu.Unlock()
 }
 
 // goBackground runs fn in a goroutine that Close waits for; it reports
@@ -466,19 +501,29 @@ func asGet(rq *policy.Request) *policy.Request {
 	return &g
 }
 
-// put stores an entry for as long as the policy says it is worth keeping,
-// and reports whether it is: false means the entry may not be shared.
-func (t *Transport) put(ctx context.Context, entry *policy.Response) bool {
+// put stores an entry for as long as the policy says it is worth keeping.
+// shareable is false when the policy says it is not worth keeping at all;
+// refused when the store declined it (too large for its budget). A store
+// that could not be reached is neither: the entry was fine.
+func (t *Transport) put(ctx context.Context, entry *policy.Response) (shareable, refused bool) {
 	ttl, explicit := t.policy.Keep(entry, t.now())
 	if ttl <= 0 {
-		return false
+		return false, false
 	}
+	var kept bool
 	ctx = context.WithoutCancel(ctx)
-	if t.storeCall(ctx, func(ctx context.Context) error { return t.store.Put(ctx, entry, ttl, explicit) }) == nil {
+	err := t.storeCall(ctx, func(ctx context.Context) (err error) {
+		kept, err = t.store.Put(ctx, entry, ttl, explicit)
+		return err
+	})
+	if err != nil {
+		return true, false
+	}
+	if kept {
 		t.stats.stores.Add(1)
 		t.vary.set(entry.URL, entry.Vary)
 	}
-	return true
+	return true, !kept
 }
 
 func equalNames(a, b []string) bool {

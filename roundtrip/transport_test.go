@@ -644,3 +644,17 @@ func TestRevalidate_RFC9111_4_3_2_CallersConditionalOnAMissGetsLocal304(t *testi
 	assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
 	assert.EqualValues(t, 1, f.o.hits.Load())
 }
+
+func TestStore_EntryRefusedByTheStoreIsNotCountedAndDoesNotTripTheBreaker(t *testing.T) {
+	f := newFixture(t, fixedBody("max-age=60", "too big for the store"), roundtrip.Options{})
+	f.store.refuse.Store(true)
+	for range 10 {
+		_, body := f.get("/big")
+		assert.Equal(t, "too big for the store", body)
+	}
+	st := f.tr.Stats()
+	assert.EqualValues(t, 0, st.Stores)
+	assert.False(t, st.BreakerOpen, "a refusal is not an outage")
+	assert.EqualValues(t, 0, st.StoreErrors)
+	assert.EqualValues(t, 10, f.o.hits.Load())
+}
