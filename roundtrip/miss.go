@@ -344,7 +344,7 @@ func (t *Transport) respond(rq *policy.Request, stored *policy.Response, fwd str
 		if f.resp != nil {
 			status = f.resp.StatusCode
 		}
-		resp := t.serveEntry(rq, f.entry, fwd, status, f.resp == nil)
+		resp := t.serveEntry(rq, f.entry, fwd, status, f.resp == nil, f.storable)
 		if f.resp != nil {
 			// A cookie the origin set with its 304 is this caller's; it
 			// is never stored.
@@ -359,7 +359,7 @@ func (t *Transport) respond(rq *policy.Request, stored *policy.Response, fwd str
 		// local 304 (RFC 9111 §4.3.2), while the body is still read
 		// whole for the store.
 		f.disown()
-		return t.serveEntry(rq, f.head, fwd, f.resp.StatusCode, false), nil
+		return t.serveEntry(rq, f.head, fwd, f.resp.StatusCode, false, !t.brk.isOpen()), nil
 	}
 	resp := *f.resp
 	resp.Header = f.resp.Header.Clone()
@@ -385,18 +385,19 @@ func (t *Transport) follow(rq *policy.Request, stored *policy.Response, fwd stri
 		}
 		if entry != nil && t.policy.Reuse(rq, entry, t.now()).Action == policy.Serve {
 			t.stats.coalesced.Add(1)
-			return t.serveEntry(rq, entry, fwd, 0, true), nil
+			return t.serveEntry(rq, entry, fwd, 0, true, !t.brk.isOpen()), nil
 		}
 	}
 	return t.respond(rq, stored, fwd, t.origin(rq, stored, &caller{ctx: rq.R.Context()}, nil, t.flightKey(rq), false))
 }
 
 // serveEntry serves an entry that was just fetched or freshened; fwdStatus
-// is the origin's answer, 0 when another caller's fetch got it.
-func (t *Transport) serveEntry(rq *policy.Request, entry *policy.Response, fwd string, fwdStatus int, collapsed bool) *http.Response {
+// is the origin's answer, 0 when another caller's fetch got it, and stored
+// whether the entry is (being) kept in the store.
+func (t *Transport) serveEntry(rq *policy.Request, entry *policy.Response, fwd string, fwdStatus int, collapsed, stored bool) *http.Response {
 	reuse := t.policy.Reuse(rq, entry, t.now())
 	return t.serve(rq, entry, reuse.Age, policy.CacheStatus{
-		Fwd: fwd, FwdStatus: fwdStatus, Stored: true, Collapsed: collapsed, TTL: reuse.TTL, HasTTL: true,
+		Fwd: fwd, FwdStatus: fwdStatus, Stored: stored, Collapsed: collapsed, TTL: reuse.TTL, HasTTL: true,
 	})
 }
 
