@@ -107,6 +107,7 @@ type Store struct {
 
 	loadMu sync.Mutex
 	shards atomic.Pointer[[]shard] // fixed once read: the key layout
+	seed   []shard                 // the layout Options.Shards names, until then
 	limits atomic.Pointer[limits]
 }
 
@@ -120,6 +121,15 @@ type limits struct {
 type shard struct {
 	entry, vary, lock, hfm, fill string // prefixes, followed by the URL hash
 	lru, sz, st                  string
+}
+
+// layout returns the key names of n shards.
+func layout(prefix string, n int) []shard {
+	shards := make([]shard, n)
+	for i := range shards {
+		shards[i] = newShard(prefix, i)
+	}
+	return shards
 }
 
 func newShard(prefix string, s int) shard {
@@ -144,7 +154,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{client: client, opts: opts, publish: "PUBLISH", now: time.Now}
+	s := &Store{client: client, opts: opts, publish: "PUBLISH", now: time.Now, seed: layout(opts.Prefix, opts.Shards)}
 	if _, ok := client.(*redis.ClusterClient); ok {
 		// Sharded pub/sub keeps the announcement on the node that owns
 		// the URL's slot instead of broadcasting it over the cluster bus.
@@ -255,9 +265,9 @@ func (s *Store) load(ctx context.Context) ([]shard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rediscache: %s: %w", key, err)
 	}
-	shards := make([]shard, c.shards)
-	for i := range shards {
-		shards[i] = newShard(s.opts.Prefix, i)
+	shards := s.seed
+	if c.shards != len(shards) {
+		shards = layout(s.opts.Prefix, c.shards)
 	}
 	s.limits.Store(c.perShard(s.now()))
 	s.shards.Store(&shards)
@@ -376,11 +386,7 @@ func (s *Store) layoutOrSeed() []shard {
 	if p := s.shards.Load(); p != nil {
 		return *p
 	}
-	shards := make([]shard, s.opts.Shards)
-	for i := range shards {
-		shards[i] = newShard(s.opts.Prefix, i)
-	}
-	return shards
+	return s.seed
 }
 
 // LeaseKey is the key of url's fleet-wide fill lease, in the slot of url's

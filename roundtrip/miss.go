@@ -92,7 +92,7 @@ func (t *Transport) lead(ctx context.Context, rq *policy.Request, stored *policy
 // (a stale-while-revalidate refresh) it gives up, returning nil, when a peer
 // is already on it.
 func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *policy.Response, me *caller, key string, background bool) *flight {
-	if t.fleet == nil {
+	if t.fleet == nil || t.brk.isOpen() {
 		return t.origin(rq, stored, me, nil, key, false)
 	}
 	leaseKey := t.fstore.LeaseKey(rq.URL)
