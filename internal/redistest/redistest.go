@@ -65,12 +65,32 @@ func Server(t testing.TB) *Srv {
 
 func start(t testing.TB, extra []string) *Srv {
 	t.Helper()
-	s := &Srv{bin: Binary(t), dir: t.TempDir(), port: freePort(t), args: extra}
-	t.Cleanup(s.Kill)
-	if err := s.run(); err != nil {
+	Binary(t)
+	s, err := Start(t.TempDir(), extra...)
+	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
+	t.Cleanup(s.Kill)
 	return s
+}
+
+// Start starts a redis-server with no persistence on a free loopback port,
+// working in dir, with extra arguments appended; Kill stops it. It is the
+// part of Server that needs no test, for programs such as the benchmark.
+func Start(dir string, extra ...string) (*Srv, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server is not installed (Debian: apt-get install redis-server): %w", err)
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Srv{bin: bin, dir: dir, port: port, args: extra}
+	if err := s.run(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Addr is the server's host:port.
@@ -180,15 +200,15 @@ func tail(b []byte) string {
 	return string(b)
 }
 
-// freePort finds a loopback port that is free together with port+10000, the
-// port a cluster node uses for its bus, so that any server may join a
-// cluster.
-func freePort(t testing.TB) int {
-	t.Helper()
+// FreePort finds a loopback port that is free together with port+10000,
+// the port a cluster node uses for its bus, so that any server may join a
+// cluster. Nothing listens on it afterwards either, which also makes it an
+// address that refuses connections.
+func FreePort() (int, error) {
 	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("redistest: %v", err)
+			return 0, fmt.Errorf("redistest: free port: %w", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		if port >= 55535 {
@@ -201,10 +221,9 @@ func freePort(t testing.TB) int {
 			continue
 		}
 		bus.Close()
-		return port
+		return port, nil
 	}
-	t.Fatal("redistest: no free loopback port pair found")
-	return 0
+	return 0, errors.New("redistest: no free loopback port pair found")
 }
 
 // ClusterSrv is a three-master Redis Cluster owned by a test.

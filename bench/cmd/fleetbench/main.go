@@ -26,6 +26,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/fleetcache/fleetcache/internal/redistest"
 )
 
 func main() {
@@ -184,12 +186,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (retErr e
 
 	var flush func(context.Context) error
 	if *redisURL == "" {
-		srv, err := startRedis(ctx)
+		// A redis-server of our own, on a free loopback port and without
+		// persistence: a run never touches a Redis that holds data.
+		dir, err := os.MkdirTemp("", "fleetbench-redis-")
 		if err != nil {
 			return err
 		}
-		defer srv.stop()
-		*redisURL = srv.url()
+		defer os.RemoveAll(dir)
+		srv, err := redistest.Start(dir)
+		if err != nil {
+			return fmt.Errorf("%w (or pass -redis)", err)
+		}
+		defer srv.Kill()
+		*redisURL = "redis://" + srv.Addr()
 		// Between scenarios the server of our own is emptied, so that
 		// memory stays bounded however many scenarios run.
 		rdb, err := newGoRedis(*redisURL)
@@ -199,7 +208,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (retErr e
 		defer rdb.Close()
 		flush = func(ctx context.Context) error { return rdb.FlushAll(ctx).Err() }
 	}
-	downPort, err := freePort()
+	downPort, err := redistest.FreePort()
 	if err != nil {
 		return err
 	}
