@@ -665,3 +665,17 @@ func TestOpen_ClusterForm(t *testing.T) {
 		t.Errorf("%d seed addresses, want 3", got)
 	}
 }
+
+func TestStore_KeyNamesBeforeTheConfigIsReadBuildNoLayout(t *testing.T) {
+	// Redis unreachable: the config is never read, and the key functions
+	// fall back to the layout the options name, built once.
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	s, err := New(client, Options{Prefix: "p:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = s.LeaseKey("http://example.com/a") }); allocs > 2 {
+		t.Errorf("LeaseKey makes %v allocations, want at most 2", allocs)
+	}
+}

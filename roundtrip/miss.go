@@ -148,14 +148,10 @@ func (t *Transport) fleetMarked(ctx context.Context, url string) bool {
 // answer rq. The watch is set up before the store is read again, so a fill
 // that happens in between is not missed.
 func (t *Transport) awaitPeer(ctx context.Context, rq *policy.Request, leaseKey string) *policy.Response {
-	if !t.brk.allow() {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, t.leaseTimeout)
 	defer cancel()
 	w := t.fleet.Watch(ctx, t.fstore.FillChannel(rq.URL), leaseKey)
 	defer w.Stop()
-	t.brk.done(nil, true) // only a slot: the watch reports its own failures through Wait
 	if entry := t.usable(ctx, rq); entry != nil {
 		return entry
 	}

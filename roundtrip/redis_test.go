@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetcache/fleetcache/coalesce"
+	"github.com/fleetcache/fleetcache/policy"
 	"github.com/fleetcache/fleetcache/rediscache"
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
@@ -27,6 +30,13 @@ import (
 // fresh miniredis, as n services of a fleet would.
 func redisTransports(t *testing.T, n int) ([]*http.Client, *rediscache.Store) {
 	t.Helper()
+	return redisTransportsWith(t, n, roundtrip.Options{})
+}
+
+// redisTransportsWith is redisTransports with options; Transport and a
+// generous StoreTimeout are filled in.
+func redisTransportsWith(t *testing.T, n int, opts roundtrip.Options) ([]*http.Client, *rediscache.Store) {
+	t.Helper()
 	m := miniredis.RunT(t)
 	store, err := rediscache.Open(context.Background(), "redis://"+m.Addr(), rediscache.Options{Prefix: "rt:"})
 	require.NoError(t, err)
@@ -37,7 +47,9 @@ func redisTransports(t *testing.T, n int) ([]*http.Client, *rediscache.Store) {
 		// A generous store timeout: 200 goroutines on miniredis under the
 		// race detector are slow, and a timed-out call fails open to the
 		// origin by design, which would spoil the exact counts.
-		tr := roundtrip.New(store, roundtrip.Options{Transport: origin, StoreTimeout: 5 * time.Second})
+		o := opts
+		o.Transport, o.StoreTimeout = origin, 5*time.Second
+		tr := roundtrip.New(store, o)
 		t.Cleanup(func() {
 			require.NoError(t, tr.Close())
 			origin.CloseIdleConnections()
@@ -143,4 +155,32 @@ func TestRedisStore_RFC9111_3_PrivateAndAuthorizedNeverServedToOthers(t *testing
 	st, err := store.Stats(context.Background())
 	require.NoError(t, err)
 	assert.EqualValues(t, 0, st.Entries, "nothing a user's request produced was stored")
+}
+
+func TestRedisStore_MarkedURLIsNotQueuedBehindAPeersLease(t *testing.T) {
+	origin, hits := countingOrigin(t, fixedBody("max-age=60", "fresh"))
+	// A lease wait far longer than the request may take: queueing behind
+	// the peer would make the request time out.
+	clients, store := redisTransportsWith(t, 1, roundtrip.Options{LeaseTimeout: time.Minute})
+	ctx := context.Background()
+	u, err := url.Parse(origin.URL + "/marked")
+	require.NoError(t, err)
+	key := policy.NormalizeURL(u)
+
+	// A fleet peer holds the lease, and the URL's last answer could not be
+	// shared.
+	peer := coalesce.NewFleet(store.Client(), coalesce.FleetOptions{})
+	defer peer.Close()
+	lease, ok, err := peer.Acquire(ctx, store.LeaseKey(key), time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	defer lease.Release(ctx)
+	require.NoError(t, peer.Mark(ctx, store.MarkerKey(key)))
+
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
+	_, body := readAll(t, clients[0], req)
+	assert.Equal(t, "fresh", body)
+	assert.EqualValues(t, 1, hits.Load(), "fetched at once, not after the peer's lease")
 }
