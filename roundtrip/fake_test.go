@@ -181,6 +181,24 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// stampede starts n callers of get at once; wait returns their bodies once
+// all have answered. The test releases the origin in between.
+func stampede(n int, get func(i int) string) (wait func() []string) {
+	var wg sync.WaitGroup
+	bodies := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bodies[i] = get(i)
+		}()
+	}
+	return func() []string {
+		wg.Wait()
+		return bodies
+	}
+}
+
 // fixedBody answers with cache-control cc and body, and counts nothing more.
 func fixedBody(cc, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

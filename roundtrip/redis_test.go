@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,20 +86,14 @@ func TestRedisStore_ConcurrentColdMissesSendOneRequest(t *testing.T) {
 		fmt.Fprint(w, strings.Repeat("y", 8192))
 	})
 	clients, _ := redisTransports(t, 2)
-	const n = 200
-	var wg sync.WaitGroup
-	bodies := make([]string, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequest(http.MethodGet, origin.URL+"/cold", nil)
-			_, bodies[i] = readAll(t, clients[i%2], req)
-		}()
-	}
+	wait := stampede(200, func(i int) string {
+		req, _ := http.NewRequest(http.MethodGet, origin.URL+"/cold", nil)
+		_, body := readAll(t, clients[i%2], req)
+		return body
+	})
 	eventually(t, "the first request at the origin", func() bool { return hits.Load() == 1 })
 	close(release)
-	wg.Wait()
+	bodies := wait()
 	assert.EqualValues(t, 1, hits.Load(), "two transports on one store: one origin request")
 	for _, b := range bodies {
 		require.Len(t, b, 8192)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -246,18 +245,13 @@ func TestCoalesce_ConcurrentColdMissesSendOneRequest(t *testing.T) {
 	}, roundtrip.Options{})
 
 	const n = 200
-	var wg sync.WaitGroup
-	bodies := make([]string, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, bodies[i] = f.get("/cold")
-		}()
-	}
+	wait := stampede(n, func(int) string {
+		_, body := f.get("/cold")
+		return body
+	})
 	eventually(t, "the first request at the origin", func() bool { return f.o.hits.Load() == 1 })
 	close(release)
-	wg.Wait()
+	bodies := wait()
 	assert.EqualValues(t, 1, f.o.hits.Load())
 	for _, b := range bodies {
 		require.Len(t, b, 4096)
@@ -274,19 +268,15 @@ func TestCoalesce_UnshareableResponseNotHandedToWaiters(t *testing.T) {
 	}, roundtrip.Options{})
 
 	const n = 20
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			user := fmt.Sprint("u", i)
-			_, body := f.get("/me", "X-User", user)
-			assert.Equal(t, "for "+user, body)
-		}()
-	}
+	wait := stampede(n, func(i int) string {
+		_, body := f.get("/me", "X-User", fmt.Sprint("u", i))
+		return body
+	})
 	eventually(t, "a request at the origin", func() bool { return f.o.hits.Load() >= 1 })
 	close(release)
-	wg.Wait()
+	for i, body := range wait() {
+		assert.Equal(t, fmt.Sprint("for u", i), body, "caller %d", i)
+	}
 	assert.EqualValues(t, n, f.o.hits.Load(), "every caller got its own response")
 }
 
