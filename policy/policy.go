@@ -167,6 +167,11 @@ type Reuse struct {
 	Age    time.Duration // current_age (RFC 9111 §4.2.3), for the Age header
 	TTL    time.Duration // freshness lifetime - current age; negative when stale
 	Detail string        // short reason: "vary-miss", "stale", "no-cache", "max-age" ...
+	// Fwd is the Cache-Status fwd value (RFC 9211) when the request goes
+	// to the origin: "uri-miss", "vary-miss" or "miss" when the stored
+	// response cannot be used, "request" when the caller's directives
+	// asked to validate a fresh one, "stale" otherwise; "" when served.
+	Fwd string
 }
 
 // eval is what the decisions derive from a stored response at a moment.
@@ -196,13 +201,13 @@ func (e *eval) ttl() time.Duration { return e.lifetime - e.age }
 // no-cache wants the origin asked.
 func (p *Policy) Reuse(rq *Request, stored *Response, now time.Time) Reuse {
 	if why := p.unusable(rq, stored); why != "" {
-		return Reuse{Action: Unusable, Detail: why}
+		return Reuse{Action: Unusable, Detail: why, Fwd: missFwd(why)}
 	}
 	e := p.evaluate(stored, now)
 	if why := p.authorizationBlocks(rq, &e.d); why != "" {
-		return Reuse{Action: Unusable, Detail: why}
+		return Reuse{Action: Unusable, Detail: why, Fwd: missFwd(why)}
 	}
-	r := Reuse{Action: Revalidate, Age: e.age, TTL: e.ttl()}
+	r := Reuse{Action: Revalidate, Age: e.age, TTL: e.ttl(), Fwd: "stale"}
 	fresh := r.TTL > 0
 	switch {
 	case e.d.has(ccNoCache):
@@ -214,17 +219,29 @@ func (p *Policy) Reuse(rq *Request, stored *Response, now time.Time) Reuse {
 	case rq.MinFresh >= 0 && r.TTL < rq.MinFresh:
 		r.Detail = "min-fresh"
 	case fresh:
-		r.Action = Serve
+		r.Action, r.Fwd = Serve, ""
 	case p.staleForbidden(&e.d):
 		r.Detail = "must-revalidate"
 	case rq.MaxStale >= 0 && -r.TTL <= rq.MaxStale:
-		r.Action, r.Detail = Serve, "max-stale"
+		r.Action, r.Detail, r.Fwd = Serve, "max-stale", ""
 	case e.d.swr >= 0 && -r.TTL <= seconds(e.d.swr):
-		r.Action, r.Detail = ServeStale, "stale-while-revalidate"
+		r.Action, r.Detail, r.Fwd = ServeStale, "stale-while-revalidate", ""
 	default:
 		r.Detail = "stale"
 	}
+	if fresh && r.Action == Revalidate && r.Detail != "no-cache" {
+		r.Fwd = "request" // fresh, but the caller asked for validation
+	}
 	return r
+}
+
+// missFwd is the Cache-Status fwd value for a stored response that cannot
+// be used at all.
+func missFwd(why string) string {
+	if why == "uri-miss" || why == "vary-miss" {
+		return why
+	}
+	return "miss"
 }
 
 // unusable is the part of Reuse that does not depend on freshness: the

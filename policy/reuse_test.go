@@ -347,3 +347,32 @@ func TestKeep(t *testing.T) {
 		})
 	}
 }
+
+func TestReuse_RFC9211_2_4_FwdReportsWhyTheRequestWentForward(t *testing.T) {
+	fresh := storedAt(shared, 200, "Cache-Control", "max-age=60")
+	noCache := storedAt(shared, 200, "Cache-Control", "no-cache", "ETag", `"a"`)
+	varies := storedAt(shared, 200, "Cache-Control", "max-age=60", "Vary", "Accept-Language")
+	tests := []struct {
+		name  string
+		s     *Response
+		after time.Duration
+		kv    []string
+		want  string
+	}{
+		{"fresh and served", fresh, time.Second, nil, ""},
+		{"stale", fresh, 2 * time.Minute, nil, "stale"},
+		{"fresh, but the request said no-cache", fresh, time.Second, []string{"Cache-Control", "no-cache"}, "request"},
+		{"fresh, but older than the request's max-age", fresh, 20 * time.Second, []string{"Cache-Control", "max-age=10"}, "request"},
+		{"stale and the request said max-age=0", fresh, 2 * time.Minute, []string{"Cache-Control", "max-age=0"}, "stale"},
+		{"no-cache response: revalidated every time", noCache, time.Second, nil, "stale"},
+		{"another variant", varies, time.Second, []string{"Accept-Language", "fr"}, "vary-miss"},
+		{"authorization not allowed", fresh, time.Second, []string{"Authorization", "x"}, "miss"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := reuse(shared, tt.s, tt.after, tt.kv...).Fwd; got != tt.want {
+				t.Errorf("Fwd = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

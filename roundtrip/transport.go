@@ -258,16 +258,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if rq.OnlyIfCached {
 				return t.gatewayTimeout(&rq), nil
 			}
-			fwd := "stale"
-			if reuse.TTL > 0 && (rq.NoCache || rq.MaxAge >= 0 || rq.MinFresh >= 0) {
-				fwd = "request" // fresh, but the caller asked for validation
-			}
-			return t.revalidate(&rq, stored, fwd)
+			return t.revalidate(&rq, stored, reuse.Fwd)
 		}
-		fwd = reuse.Detail
-		if fwd != "vary-miss" {
-			fwd = "miss"
-		}
+		fwd = reuse.Fwd
 	}
 	if rq.OnlyIfCached {
 		return t.gatewayTimeout(&rq), nil
