@@ -100,7 +100,7 @@ func (p *Policy) ParseRequest(r *http.Request) Request {
 		rq.Bypass = "precondition"
 	}
 	if r.URL != nil {
-		rq.URL = NormalizeURL(TargetURL(r))
+		rq.URL = NormalizeURL(targetURL(r))
 	}
 	cc := r.Header["Cache-Control"]
 	d := parseCacheControl(cc, true)

@@ -118,7 +118,7 @@ func Invalidates(r *http.Request, resp *http.Response) []string {
 	if resp.StatusCode < 200 || resp.StatusCode > 399 || r.URL == nil {
 		return nil
 	}
-	base := TargetURL(r)
+	base := targetURL(r)
 	target := NormalizeURL(base)
 	out := []string{target}
 	org := originOf(base)
@@ -138,11 +138,11 @@ func Invalidates(r *http.Request, resp *http.Response) []string {
 	return out
 }
 
-// TargetURL is the URI a request targets: its URL, with the authority of
+// targetURL is the URI a request targets: its URL, with the authority of
 // its Host when that is set, because Host is what the server sees (RFC 9110
 // §7.2) and so what selects the resource. r.URL is returned as it is when
 // they agree.
-func TargetURL(r *http.Request) *url.URL {
+func targetURL(r *http.Request) *url.URL {
 	if r.Host == "" || r.Host == r.URL.Host {
 		return r.URL
 	}
