@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/fleetcache/fleetcache/internal/redisfail"
 )
 
 // ErrClosed is returned by Watch.Wait once the Fleet is closed.
@@ -144,7 +146,7 @@ func (f *Fleet) Acquire(ctx context.Context, leaseKey string, ttl time.Duration)
 	token := hex.EncodeToString(b[:])
 	ok, err = f.client.SetNX(ctx, leaseKey, token, ttl).Result()
 	if err != nil {
-		return nil, false, fmt.Errorf("coalesce: acquire %q: %w", leaseKey, err)
+		return nil, false, fmt.Errorf("coalesce: acquire %q: %w", leaseKey, redisfail.Classify(err))
 	}
 	if !ok {
 		return nil, false, nil
@@ -164,7 +166,7 @@ return 0`)
 // expired or passed to another holder. Releasing twice is harmless.
 func (l *Lease) Release(ctx context.Context) error {
 	if err := releaseScript.Run(ctx, l.f.client, []string{l.key}, l.token).Err(); err != nil {
-		return fmt.Errorf("coalesce: release %q: %w", l.key, err)
+		return fmt.Errorf("coalesce: release %q: %w", l.key, redisfail.Classify(err))
 	}
 	return nil
 }
@@ -177,7 +179,7 @@ func (l *Lease) Release(ctx context.Context) error {
 func (l *Lease) Fill(ctx context.Context, channel string) error {
 	relErr := l.Release(ctx)
 	if err := l.f.publish(ctx, channel); err != nil {
-		return errors.Join(relErr, fmt.Errorf("coalesce: notify %q: %w", channel, err))
+		return errors.Join(relErr, fmt.Errorf("coalesce: notify %q: %w", channel, redisfail.Classify(err)))
 	}
 	return relErr
 }
@@ -194,7 +196,7 @@ func (f *Fleet) publish(ctx context.Context, channel string) error {
 // for FleetOptions.MarkerTTL.
 func (f *Fleet) Mark(ctx context.Context, markerKey string) error {
 	if err := f.client.Set(ctx, markerKey, "1", f.marker).Err(); err != nil {
-		return fmt.Errorf("coalesce: mark %q: %w", markerKey, err)
+		return fmt.Errorf("coalesce: mark %q: %w", markerKey, redisfail.Classify(err))
 	}
 	return nil
 }
@@ -203,7 +205,7 @@ func (f *Fleet) Mark(ctx context.Context, markerKey string) error {
 func (f *Fleet) Marked(ctx context.Context, markerKey string) (bool, error) {
 	n, err := f.client.Exists(ctx, markerKey).Result()
 	if err != nil {
-		return false, fmt.Errorf("coalesce: marked %q: %w", markerKey, err)
+		return false, fmt.Errorf("coalesce: marked %q: %w", markerKey, redisfail.Classify(err))
 	}
 	return n > 0, nil
 }
@@ -213,7 +215,7 @@ func (f *Fleet) Marked(ctx context.Context, markerKey string) (bool, error) {
 func (f *Fleet) leaseGone(ctx context.Context, leaseKey string) (bool, error) {
 	n, err := f.client.Exists(ctx, leaseKey).Result()
 	if err != nil {
-		return false, fmt.Errorf("coalesce: poll lease %q: %w", leaseKey, err)
+		return false, fmt.Errorf("coalesce: poll lease %q: %w", leaseKey, redisfail.Classify(err))
 	}
 	return n == 0, nil
 }

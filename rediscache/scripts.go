@@ -8,10 +8,10 @@ import (
 
 // The scripts keep one shard's index consistent with its entries. Every key a
 // script touches carries the shard's hash tag, so a script stays within one
-// hash slot on Redis Cluster. Entry keys are computed inside the scripts from
-// the shard's entry key prefix and an index member ("<url-hash>:<variant-hash>"):
-// eviction cannot know them in advance, and the hash tag keeps them in the
-// slot of the declared keys.
+// hash slot on Redis Cluster. Entry and v: keys are computed inside the
+// scripts from the shard's key prefixes and an index member
+// ("<url-hash>:<variant-hash>"): eviction cannot know them in advance, and
+// the hash tag keeps them in the slot of the declared keys.
 //
 // Per shard:
 //
@@ -21,16 +21,76 @@ import (
 //	     stays right when an entry has expired on its own
 //	st   hash: bytes (total of sz), evictions, expired (counters for Stats),
 //	     cursor (where the expiry sweep resumes)
+//
+// Rules every script keeps, because Redis runs a script to its end without
+// undoing what it wrote when a command fails half way:
+//
+//   - It checks the types of the keys it will write before its first write,
+//     so that a foreign key fails the call without changing anything.
+//   - A script that may grow memory writes first with a command Redis refuses
+//     when it is out of memory (SET): Redis checks memory only until a
+//     script's first write, so the whole script is refused, not its tail.
+//     Scripts that only delete start with deleting commands, which Redis
+//     allows when it is out of memory, so purges keep freeing memory.
+//   - Numbers go to Redis through num, which writes integers as integers:
+//     Lua's own formatting gives "-0" for a negated zero and "1e+15" for large
+//     values, and Redis refuses both where it wants an integer.
 
-// luaDrop is the shared prelude: drop removes member m from the index and
-// returns its size; the caller subtracts it from the shard's byte total.
-const luaDrop = `
+// luaLib is the prelude the scripts share.
+const luaLib = `
+local function num(n)
+	return string.format('%d', n)
+end
+
+-- wrongType returns an error reply when one of the keys (key, type, key,
+-- type, ...) exists with another type, before anything is written.
+local function wrongType(types)
+	for i = 1, #types, 2 do
+		local t = redis.call('TYPE', types[i])['ok']
+		if t ~= 'none' and t ~= types[i + 1] then
+			return redis.error_reply('WRONGTYPE fleetcache key ' .. types[i] .. ' holds a ' .. t .. ', not a ' .. types[i + 1])
+		end
+	end
+	return nil
+end
+
+local function add(st, field, n)
+	if n ~= 0 then redis.call('HINCRBY', st, field, num(n)) end
+end
+
+-- drop removes member m from the index and returns its recorded size.
 local function drop(lru, sz, m)
 	redis.call('ZREM', lru, m)
 	local n = redis.call('HGET', sz, m)
 	if not n then return 0 end
 	redis.call('HDEL', sz, m)
-	return tonumber(n)
+	return tonumber(n) or 0
+end
+
+-- forget removes m's entry, its index records and its field in its URL's
+-- v: key (deleted with its last variant), and returns the size dropped.
+local function forget(lru, sz, eprefix, vprefix, m)
+	redis.call('UNLINK', eprefix .. m)
+	local vary = vprefix .. string.sub(m, 1, 16)
+	if redis.call('HDEL', vary, string.sub(m, 18)) == 1 and redis.call('HLEN', vary) <= 1 then
+		redis.call('UNLINK', vary)
+	end
+	return drop(lru, sz, m)
+end
+
+-- evict pops least recently used members while the shard is over its
+-- limits, at most limit of them, and returns the byte total and how many
+-- it evicted.
+local function evict(lru, sz, eprefix, vprefix, maxn, maxb, bytes, limit)
+	local n = redis.call('ZCARD', lru)
+	local evicted = 0
+	while n > 0 and (n > maxn or bytes > maxb) and evicted < limit do
+		local m = redis.call('ZRANGE', lru, 0, 0)[1]
+		bytes = bytes - forget(lru, sz, eprefix, vprefix, m)
+		n = n - 1
+		evicted = evicted + 1
+	end
+	return bytes, evicted
 end
 `
 
@@ -46,97 +106,121 @@ const sweepBatch = 8
 //
 //	KEYS: entry, vary (v:), lru, sz, st
 //	ARGV: member, value, ttl ms, score, max entries, max bytes, Vary names
-//	      (comma separated), entry key prefix, publish command ("" = none),
-//	      fill channel
+//	      (comma separated), entry key prefix, v: key prefix, publish command
+//	      ("" = none), fill channel, max variants per URL
 //
 // It returns the number of entries evicted.
-var putScript = redis.NewScript(luaDrop + `
+var putScript = redis.NewScript(luaLib + `
 local entry, vary, lru, sz, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, value, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local maxn, maxb, prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[8]
-local bytes = tonumber(redis.call('HGET', st, 'bytes') or '0')
+local maxn, maxb, eprefix, vprefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[8], ARGV[9]
+local err = wrongType({vary, 'hash', lru, 'zset', sz, 'hash', st, 'hash'})
+if err then return err end
 
-bytes = bytes - drop(lru, sz, member) + #value
 redis.call('SET', entry, value, 'PX', ttl)
+local bytes = tonumber(redis.call('HGET', st, 'bytes') or '0') or 0
+bytes = bytes - drop(lru, sz, member) + #value
 redis.call('ZADD', lru, ARGV[4], member)
 redis.call('HSET', sz, member, #value)
 
 -- The v: key exists only for URLs that vary (or once did): it lists the
 -- variants for Purge and the Vary names for a caller that guessed wrong.
+-- A URL keeps at most max variants: past it, its least recently used
+-- variant goes, so that a client choosing header values cannot grow it.
+local evicted = 0
+local variant = string.sub(member, 18)
 if ARGV[7] ~= '' or redis.call('EXISTS', vary) == 1 then
-	redis.call('HSET', vary, 'vary', ARGV[7], string.sub(member, 18), '1')
+	redis.call('HSET', vary, 'vary', ARGV[7])
+	if redis.call('HSET', vary, variant, '1') == 1 and redis.call('HLEN', vary) - 1 > tonumber(ARGV[12]) then
+		local url, oldest, oldestScore = string.sub(member, 1, 17), nil, nil
+		for _, v in ipairs(redis.call('HKEYS', vary)) do
+			if v ~= 'vary' and v ~= variant then
+				local s = tonumber(redis.call('ZSCORE', lru, url .. v)) or -1
+				if not oldest or s < oldestScore then oldest, oldestScore = v, s end
+			end
+		end
+		bytes = bytes - forget(lru, sz, eprefix, vprefix, url .. oldest)
+		evicted = evicted + 1
+	end
 	if redis.call('PTTL', vary) < ttl then
 		redis.call('PEXPIRE', vary, ttl)
 	end
 end
 
-local cursor = tonumber(redis.call('HGET', st, 'cursor') or '0')
+local cursor = tonumber(redis.call('HGET', st, 'cursor') or '0') or 0
 local batch = redis.call('ZRANGE', lru, cursor, cursor + ` + strconv.Itoa(sweepBatch-1) + `)
 local expired = 0
 for _, m in ipairs(batch) do
-	if redis.call('EXISTS', prefix .. m) == 0 then
-		bytes = bytes - drop(lru, sz, m)
+	if redis.call('EXISTS', eprefix .. m) == 0 then
+		bytes = bytes - forget(lru, sz, eprefix, vprefix, m)
 		expired = expired + 1
 	end
 end
 if #batch < ` + strconv.Itoa(sweepBatch) + ` then cursor = 0 else cursor = cursor + #batch - expired end
 
-local n = redis.call('ZCARD', lru)
-local evicted = 0
-while n > 0 and (n > maxn or bytes > maxb) do
-	local m = redis.call('ZPOPMIN', lru)[1]
-	redis.call('UNLINK', prefix .. m)
-	bytes = bytes - drop(lru, sz, m)
-	n = n - 1
-	evicted = evicted + 1
-end
+local more
+bytes, more = evict(lru, sz, eprefix, vprefix, maxn, maxb, bytes, math.huge)
+evicted = evicted + more
 
-redis.call('HSET', st, 'bytes', bytes, 'cursor', cursor)
-if expired > 0 then redis.call('HINCRBY', st, 'expired', expired) end
-if evicted > 0 then redis.call('HINCRBY', st, 'evictions', evicted) end
-if ARGV[9] ~= '' then redis.call(ARGV[9], ARGV[10], string.sub(member, 18)) end
+redis.call('HSET', st, 'bytes', num(bytes), 'cursor', num(cursor))
+add(st, 'expired', expired)
+add(st, 'evictions', evicted)
+if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], variant) end
 return evicted
 `)
 
 // deleteScript deletes one entry and its index records. With a SHA-1 in
-// ARGV[2] it deletes only a value with that digest: a corrupt value found by
+// ARGV[4] it deletes only a value with that digest: a corrupt value found by
 // a reader is removed, but not the good one a writer may have put in its
 // place meanwhile.
 //
-//	KEYS: entry, vary (v:), lru, sz, st
-//	ARGV: member, SHA-1 of the value or ""
-var deleteScript = redis.NewScript(luaDrop + `
-local entry, vary, lru, sz, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-if ARGV[2] ~= '' then
+//	KEYS: entry, lru, sz, st
+//	ARGV: member, entry key prefix, v: key prefix, SHA-1 of the value or ""
+var deleteScript = redis.NewScript(luaLib + `
+local entry, lru, sz, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local err = wrongType({lru, 'zset', sz, 'hash', st, 'hash'})
+if err then return err end
+if ARGV[4] ~= '' then
 	local v = redis.call('GET', entry)
-	if not v or redis.sha1hex(v) ~= ARGV[2] then return 0 end
+	if not v or redis.sha1hex(v) ~= ARGV[4] then return 0 end
 end
-redis.call('UNLINK', entry)
-redis.call('HDEL', vary, string.sub(ARGV[1], 18))
-redis.call('HINCRBY', st, 'bytes', -drop(lru, sz, ARGV[1]))
+add(st, 'bytes', -forget(lru, sz, ARGV[2], ARGV[3], ARGV[1]))
 return 1
 `)
 
-// purgeScript deletes every variant of one URL: those its v: key lists, and
-// the one without Vary, which has no v: key.
+// purgeBatch bounds the variants one purge script deletes, so that a URL
+// with many variants never holds Redis for long.
+const purgeBatch = 100
+
+// purgeScript deletes every variant of one URL: the one without Vary, which
+// has no v: key, and those its v: key lists, about purgeBatch a call (an
+// HSCAN step from cursor ARGV[5]). It returns the cursor to go on from and
+// how many variants the v: key still lists; Purge calls it until none.
 //
 //	KEYS: vary (v:), lru, sz, st
-//	ARGV: url hash, entry key prefix, variant hash of the empty variant
-var purgeScript = redis.NewScript(luaDrop + `
+//	ARGV: url hash, entry key prefix, v: key prefix, variant hash of the
+//	      empty variant, HSCAN cursor
+var purgeScript = redis.NewScript(luaLib + `
 local vary, lru, sz, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local variants = redis.call('HKEYS', vary)
-table.insert(variants, ARGV[3])
-local bytes = 0
-for _, vh in ipairs(variants) do
-	if vh ~= 'vary' then
-		local m = ARGV[1] .. ':' .. vh
-		redis.call('UNLINK', ARGV[2] .. m)
-		bytes = bytes + drop(lru, sz, m)
+local err = wrongType({vary, 'hash', lru, 'zset', sz, 'hash', st, 'hash'})
+if err then return err end
+local url, eprefix, vprefix = ARGV[1], ARGV[2], ARGV[3]
+local bytes = forget(lru, sz, eprefix, vprefix, url .. ':' .. ARGV[4])
+local scan = redis.call('HSCAN', vary, ARGV[5], 'COUNT', ` + strconv.Itoa(purgeBatch) + `)
+for i = 1, #scan[2], 2 do
+	if scan[2][i] ~= 'vary' then
+		bytes = bytes + forget(lru, sz, eprefix, vprefix, url .. ':' .. scan[2][i])
 	end
 end
-redis.call('UNLINK', vary)
-redis.call('HINCRBY', st, 'bytes', -bytes)
-return 1
+add(st, 'bytes', -bytes)
+-- forget deletes the v: key with its last variant; one that only says
+-- "vary" goes too.
+local left = redis.call('HLEN', vary) - 1
+if left <= 0 then
+	redis.call('UNLINK', vary)
+	left = 0
+end
+return {scan[1], left}
 `)
 
 // clearScript deletes up to ARGV[3] entries of a shard, oldest first, with
@@ -146,15 +230,38 @@ return 1
 //
 //	KEYS: lru, sz, st
 //	ARGV: entry key prefix, v: key prefix, batch size
-var clearScript = redis.NewScript(luaDrop + `
+var clearScript = redis.NewScript(luaLib + `
 local lru, sz, st = KEYS[1], KEYS[2], KEYS[3]
+local err = wrongType({lru, 'zset', sz, 'hash', st, 'hash'})
+if err then return err end
 local bytes = 0
 for _, m in ipairs(redis.call('ZRANGE', lru, 0, tonumber(ARGV[3]) - 1)) do
-	redis.call('UNLINK', ARGV[1] .. m, ARGV[2] .. string.sub(m, 1, 16))
-	bytes = bytes + drop(lru, sz, m)
+	redis.call('UNLINK', ARGV[2] .. string.sub(m, 1, 16))
+	bytes = bytes + forget(lru, sz, ARGV[1], ARGV[2], m)
 end
-redis.call('HINCRBY', st, 'bytes', -bytes)
+add(st, 'bytes', -bytes)
 return redis.call('ZCARD', lru)
+`)
+
+// trimBatch bounds the entries one trim script evicts.
+const trimBatch = 500
+
+// trimScript evicts up to trimBatch least recently used entries while the
+// shard is over the limits, and returns 1 when it is still over them.
+//
+//	KEYS: lru, sz, st
+//	ARGV: max entries, max bytes, entry key prefix, v: key prefix
+var trimScript = redis.NewScript(luaLib + `
+local lru, sz, st = KEYS[1], KEYS[2], KEYS[3]
+local err = wrongType({lru, 'zset', sz, 'hash', st, 'hash'})
+if err then return err end
+local maxn, maxb = tonumber(ARGV[1]), tonumber(ARGV[2])
+local before = tonumber(redis.call('HGET', st, 'bytes') or '0') or 0
+local bytes, evicted = evict(lru, sz, ARGV[3], ARGV[4], maxn, maxb, before, ` + strconv.Itoa(trimBatch) + `)
+add(st, 'bytes', bytes - before)
+add(st, 'evictions', evicted)
+if redis.call('ZCARD', lru) > maxn or bytes > maxb then return 1 end
+return 0
 `)
 
 // touchScript refreshes an entry's LRU score, keeping its class (explicit

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/bits"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/fleetcache/fleetcache/internal/redisfail"
 	"github.com/fleetcache/fleetcache/policy"
 	"github.com/redis/go-redis/v9"
 )
@@ -33,22 +35,34 @@ type Options struct {
 	// prefixes never see each other's entries. 1 to 64 bytes of
 	// A-Z a-z 0-9 _ . : - (no braces: they would break the hash tags).
 	Prefix string
-	// MaxEntries is the whole cache's entry limit; 0 means 100000.
+	// MaxEntries is the whole cache's entry limit; 0 means
+	// DefaultMaxEntries.
 	MaxEntries int64
 	// MaxBytes is the whole cache's limit on the bytes of its encoded
-	// entries; 0 means 1 GiB.
+	// entries; 0 means DefaultMaxBytes.
 	MaxBytes int64
-	// Shards is the number of LRU index shards; 0 means 16. More shards
-	// spread a cluster's load over more slots; each shard holds
-	// 1/Shards of the capacity.
+	// Shards is the number of LRU index shards; 0 means DefaultShards.
+	// More shards spread a cluster's load over more slots; each shard
+	// holds 1/Shards of the capacity.
 	Shards int
+	// MaxVariants is the most variants (responses selected by Vary) kept
+	// for one URL; past it the URL's least recently used variant is
+	// evicted. 0 means DefaultMaxVariants. It bounds what a client that
+	// chooses the values of a Vary'd header can make the cache hold for
+	// one URL.
+	MaxVariants int
 }
 
+// Defaults of Options.
 const (
-	defaultMaxEntries = 100_000
-	defaultMaxBytes   = 1 << 30
-	defaultShards     = 16
-	maxShards         = 1024
+	DefaultMaxEntries  = 100_000
+	DefaultMaxBytes    = 1 << 30
+	DefaultShards      = 16
+	DefaultMaxVariants = 64
+)
+
+const (
+	maxShards = 1024
 
 	// configRefresh is how long an instance uses the capacity it read from
 	// <prefix>config before it reads it again: an operator's retune
@@ -66,17 +80,20 @@ func (o Options) withDefaults() (Options, error) {
 	if err := checkPrefix(o.Prefix); err != nil {
 		return o, err
 	}
-	if o.MaxEntries < 0 || o.MaxBytes < 0 || o.Shards < 0 || o.Shards > maxShards {
+	if o.MaxEntries < 0 || o.MaxBytes < 0 || o.MaxVariants < 0 || o.Shards < 0 || o.Shards > maxShards {
 		return o, fmt.Errorf("rediscache: negative capacity or shards outside 1..%d in options", maxShards)
 	}
 	if o.MaxEntries == 0 {
-		o.MaxEntries = defaultMaxEntries
+		o.MaxEntries = DefaultMaxEntries
 	}
 	if o.MaxBytes == 0 {
-		o.MaxBytes = defaultMaxBytes
+		o.MaxBytes = DefaultMaxBytes
 	}
 	if o.Shards == 0 {
-		o.Shards = defaultShards
+		o.Shards = DefaultShards
+	}
+	if o.MaxVariants == 0 {
+		o.MaxVariants = DefaultMaxVariants
 	}
 	return o, nil
 }
@@ -109,6 +126,13 @@ type Store struct {
 	shards atomic.Pointer[[]shard] // fixed once read: the key layout
 	seed   []shard                 // the layout Options.Shards names, until then
 	limits atomic.Pointer[limits]
+
+	// Trimming after a lowered capacity runs in the background; Close
+	// ends it and waits.
+	life     context.Context
+	stop     context.CancelFunc
+	trimming atomic.Bool
+	bg       sync.WaitGroup
 }
 
 // limits is the capacity read from <prefix>config, divided among shards.
@@ -155,6 +179,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{client: client, opts: opts, publish: "PUBLISH", now: time.Now, seed: layout(opts.Prefix, opts.Shards)}
+	s.life, s.stop = context.WithCancel(context.Background())
 	if _, ok := client.(*redis.ClusterClient); ok {
 		// Sharded pub/sub keeps the announcement on the node that owns
 		// the URL's slot instead of broadcasting it over the cluster bus.
@@ -223,9 +248,12 @@ func NewClient(rawURL string) (redis.UniversalClient, error) {
 	return redis.NewClient(o), nil
 }
 
-// Close closes the client if Open made it; a client given to New is left
-// open.
+// Close stops the store's background work (a trim after a lowered
+// capacity) and closes the client if Open made it; a client given to New is
+// left open.
 func (s *Store) Close() error {
+	s.stop()
+	s.bg.Wait()
 	if s.owned {
 		return s.client.Close()
 	}
@@ -240,8 +268,7 @@ func (s *Store) configKey() string { return s.opts.Prefix + "config" }
 
 var configFields = []string{"max_entries", "max_bytes", "shards", "version"}
 
-// load returns the shard layout, reading <prefix>config (and seeding it from
-// the options where a field is absent) on first use.
+// load returns the shard layout, reading <prefix>config on first use.
 func (s *Store) load(ctx context.Context) ([]shard, error) {
 	if p := s.shards.Load(); p != nil {
 		return *p, nil
@@ -251,19 +278,9 @@ func (s *Store) load(ctx context.Context) ([]shard, error) {
 	if p := s.shards.Load(); p != nil {
 		return *p, nil
 	}
-	key := s.configKey()
-	pipe := s.client.Pipeline()
-	seeds := []int64{s.opts.MaxEntries, s.opts.MaxBytes, int64(s.opts.Shards), formatVersion}
-	for i, f := range configFields {
-		pipe.HSetNX(ctx, key, f, seeds[i])
-	}
-	get := pipe.HMGet(ctx, key, configFields...)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("rediscache: read %s: %w", key, err)
-	}
-	c, err := parseConfig(get.Val())
+	c, err := s.readConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("rediscache: %s: %w", key, err)
+		return nil, err
 	}
 	shards := s.seed
 	if c.shards != len(shards) {
@@ -274,10 +291,42 @@ func (s *Store) load(ctx context.Context) ([]shard, error) {
 	return shards, nil
 }
 
+// readConfig reads <prefix>config, seeding from the options every field
+// that is absent: the first instance of a prefix seeds it, and a config that
+// Redis lost (a restart without persistence, an eviction) is seeded again by
+// the next instance that reads it, so that an operator's later retune is
+// applied rather than refused. Only the seeding writes: a Redis that refuses
+// writes (out of memory) still lets the config be read.
+func (s *Store) readConfig(ctx context.Context) (config, error) {
+	key := s.configKey()
+	vals, err := s.client.HMGet(ctx, key, configFields...).Result()
+	if err != nil {
+		return config{}, fmt.Errorf("rediscache: read %s: %w", key, redisfail.Classify(err))
+	}
+	if slices.Contains(vals, nil) {
+		pipe := s.client.Pipeline()
+		seeds := []int64{s.opts.MaxEntries, s.opts.MaxBytes, int64(s.opts.Shards), formatVersion}
+		for i, f := range configFields {
+			pipe.HSetNX(ctx, key, f, seeds[i])
+		}
+		get := pipe.HMGet(ctx, key, configFields...)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return config{}, fmt.Errorf("rediscache: seed %s: %w", key, redisfail.Classify(err))
+		}
+		vals = get.Val()
+	}
+	c, err := parseConfig(vals)
+	if err != nil {
+		return config{}, redisfail.Refuse("CONFIG", fmt.Errorf("rediscache: %s: %w", key, err))
+	}
+	return c, nil
+}
+
 // currentLimits returns the per-shard capacity, read again from Redis when
 // the copy in hand is older than configRefresh. A failed or invalid read
 // keeps the old values until the next interval: a typo in an operator's
-// HSET must not stop the cache.
+// HSET must not stop the cache. A lowered capacity starts a trim of every
+// shard, so that the whole cache shrinks, not only the shards written next.
 func (s *Store) currentLimits(ctx context.Context) (*limits, error) {
 	if _, err := s.load(ctx); err != nil {
 		return nil, err
@@ -291,16 +340,60 @@ func (s *Store) currentLimits(ctx context.Context) (*limits, error) {
 	if !s.limits.CompareAndSwap(l, next) {
 		return s.limits.Load(), nil // another goroutine is refreshing
 	}
-	vals, err := s.client.HMGet(ctx, s.configKey(), configFields...).Result()
-	if err == nil {
-		if c, err := parseConfig(vals); err == nil {
-			// The shard count is not retunable live: it decides where
-			// every key lives. Only the limits are taken.
-			c.shards = len(*s.shards.Load())
-			s.limits.CompareAndSwap(next, c.perShard(now))
+	if c, err := s.readConfig(ctx); err == nil {
+		// The shard count is not retunable live: it decides where
+		// every key lives. Only the limits are taken.
+		c.shards = len(*s.shards.Load())
+		fresh := c.perShard(now)
+		if s.limits.CompareAndSwap(next, fresh) && (fresh.maxEntries < l.maxEntries || fresh.maxBytes < l.maxBytes) {
+			s.trimInBackground()
 		}
 	}
 	return s.limits.Load(), nil
+}
+
+// trimTimeout bounds one trim of the whole cache; a trim cut short is
+// finished by the writes that follow, as before trims existed.
+const trimTimeout = time.Minute
+
+// trimInBackground evicts, shard by shard and a batch per script, until
+// every shard is within the current limits. One trim runs at a time per
+// Store; several instances trimming at once only find less to do.
+func (s *Store) trimInBackground() {
+	if !s.trimming.CompareAndSwap(false, true) {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		defer s.trimming.Store(false)
+		ctx, cancel := context.WithTimeout(s.life, trimTimeout)
+		defer cancel()
+		_ = s.trim(ctx) // best effort: a failure leaves it to the writes
+	}()
+}
+
+// trim brings every shard within the current limits.
+func (s *Store) trim(ctx context.Context) error {
+	shards, err := s.load(ctx)
+	if err != nil {
+		return err
+	}
+	lim := s.limits.Load()
+	for i := range shards {
+		sh := &shards[i]
+		for {
+			over, err := trimScript.Run(ctx, s.client, []string{sh.lru, sh.sz, sh.st},
+				lim.maxEntries, lim.maxBytes, sh.entry, sh.vary).Int64()
+			if err != nil {
+				return fmt.Errorf("rediscache: trim: %w", redisfail.Classify(err))
+			}
+			if over == 0 {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // config is <prefix>config as read from Redis.
@@ -439,7 +532,7 @@ func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Resp
 		get = s.client.Get(ctx, r.entry)
 	}
 	if err := get.Err(); err != nil && err != redis.Nil {
-		return nil, nil, fmt.Errorf("rediscache: get: %w", err)
+		return nil, nil, fmt.Errorf("rediscache: get: %w", redisfail.Classify(err))
 	}
 	if get.Err() == nil {
 		val := get.Val()
@@ -460,7 +553,7 @@ func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Resp
 	case err == redis.Nil:
 		return nil, nil, nil
 	case err != nil:
-		return nil, nil, fmt.Errorf("rediscache: get: %w", err)
+		return nil, nil, fmt.Errorf("rediscache: get: %w", redisfail.Classify(err))
 	case names == "":
 		return nil, []string{}, nil
 	}
@@ -514,10 +607,10 @@ func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 	err = putScript.Run(ctx, s.client,
 		[]string{r.entry, r.vary(), sh.lru, sh.sz, sh.st},
 		r.member(), val, ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
-		names, sh.entry, s.publish, sh.fill+r.member()[:16],
+		names, sh.entry, sh.vary, s.publish, sh.fill+r.member()[:16], s.opts.MaxVariants,
 	).Err()
 	if err != nil {
-		return false, fmt.Errorf("rediscache: put: %w", err)
+		return false, fmt.Errorf("rediscache: put: %w", redisfail.Classify(err))
 	}
 	s.touched.mark(r.id, now) // the write set the score just now
 	return true, nil
@@ -537,14 +630,14 @@ func (s *Store) Delete(ctx context.Context, url, variant string) error {
 func (s *Store) delete(ctx context.Context, r ref, digest string) error {
 	sh := r.sh
 	err := deleteScript.Run(ctx, s.client,
-		[]string{r.entry, r.vary(), sh.lru, sh.sz, sh.st}, r.member(), digest).Err()
+		[]string{r.entry, sh.lru, sh.sz, sh.st}, r.member(), sh.entry, sh.vary, digest).Err()
 	if err != nil {
-		return fmt.Errorf("rediscache: delete: %w", err)
+		return fmt.Errorf("rediscache: delete: %w", redisfail.Classify(err))
 	}
 	return nil
 }
 
-// Purge removes every variant of url, in one script.
+// Purge removes every variant of url, a batch of variants per script.
 func (s *Store) Purge(ctx context.Context, url string) error {
 	shards, err := s.load(ctx)
 	if err != nil {
@@ -552,13 +645,20 @@ func (s *Store) Purge(ctx context.Context, url string) error {
 	}
 	r := refOf(shards, url, "")
 	sh := r.sh
-	err = purgeScript.Run(ctx, s.client,
-		[]string{r.vary(), sh.lru, sh.sz, sh.st},
-		r.member()[:16], sh.entry, r.member()[17:]).Err()
-	if err != nil {
-		return fmt.Errorf("rediscache: purge: %w", err)
+	cursor := "0"
+	for {
+		res, err := purgeScript.Run(ctx, s.client,
+			[]string{r.vary(), sh.lru, sh.sz, sh.st},
+			r.member()[:16], sh.entry, sh.vary, r.member()[17:], cursor).Slice()
+		if err != nil {
+			return fmt.Errorf("rediscache: purge: %w", redisfail.Classify(err))
+		}
+		next, _ := res[0].(string)
+		if left, _ := res[1].(int64); left == 0 {
+			return nil
+		}
+		cursor = next
 	}
-	return nil
 }
 
 // clearBatch bounds the work of one clear script, so that Redis serves
@@ -579,7 +679,7 @@ func (s *Store) Clear(ctx context.Context) error {
 			left, err := clearScript.Run(ctx, s.client,
 				[]string{sh.lru, sh.sz, sh.st}, sh.entry, sh.vary, clearBatch).Int64()
 			if err != nil {
-				return fmt.Errorf("rediscache: clear: %w", err)
+				return fmt.Errorf("rediscache: clear: %w", redisfail.Classify(err))
 			}
 			if left == 0 {
 				break
@@ -616,7 +716,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		counts[i] = pipe.HMGet(ctx, shards[i].st, "bytes", "evictions", "expired")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return Stats{}, fmt.Errorf("rediscache: stats: %w", err)
+		return Stats{}, fmt.Errorf("rediscache: stats: %w", redisfail.Classify(err))
 	}
 	c, err := parseConfig(cfg.Val())
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
@@ -37,7 +38,7 @@ func BenchmarkHit(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10, 256 << 10} {
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
 			o := &originTransport{body: strings.Repeat("x", size), cc: "max-age=3600"}
-			tr := roundtrip.New(newMemStore(), roundtrip.Options{Transport: o})
+			tr := roundtrip.New(newMemStore(time.Now), roundtrip.Options{Transport: o})
 			defer tr.Close()
 			req, _ := http.NewRequest(http.MethodGet, "http://origin.test/item", nil)
 			drain(b, tr, req)
@@ -60,7 +61,7 @@ func BenchmarkHit(b *testing.B) {
 // decision to store, buffering the body, building and storing the entry.
 func BenchmarkMiss(b *testing.B) {
 	o := &originTransport{body: strings.Repeat("x", 1<<10), cc: "max-age=3600"}
-	tr := roundtrip.New(newMemStore(), roundtrip.Options{Transport: o})
+	tr := roundtrip.New(newMemStore(time.Now), roundtrip.Options{Transport: o})
 	defer tr.Close()
 	b.ReportAllocs()
 	var n atomic.Int64

@@ -94,3 +94,52 @@ func (b *breaker) state() (open bool, trips int64) {
 	defer b.mu.Unlock()
 	return b.open, b.trips
 }
+
+// refusalInterval is how often each kind of store refusal is logged: a
+// Redis out of memory refuses every write, and one line a minute says so
+// without flooding the log.
+const refusalInterval = time.Minute
+
+// refusalLog logs store refusals, each kind at most once a refusalInterval,
+// with how many were not logged since.
+type refusalLog struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu    sync.Mutex
+	kinds map[string]*refusalKind
+}
+
+type refusalKind struct {
+	logged time.Time
+	quiet  int64 // refusals since the last line
+}
+
+// maxRefusalKinds bounds the kinds remembered; the kind is the first word
+// of an error reply, so a store answering odd replies cannot grow the map.
+const maxRefusalKinds = 64
+
+func (l *refusalLog) note(err RefusedError) {
+	now := l.now()
+	kind := err.Refused()
+	l.mu.Lock()
+	if l.kinds == nil {
+		l.kinds = make(map[string]*refusalKind)
+	}
+	k := l.kinds[kind]
+	if k == nil {
+		if len(l.kinds) >= maxRefusalKinds {
+			clear(l.kinds)
+		}
+		k = &refusalKind{}
+		l.kinds[kind] = k
+	} else if now.Sub(k.logged) < refusalInterval {
+		k.quiet++
+		l.mu.Unlock()
+		return
+	}
+	quiet := k.quiet
+	k.logged, k.quiet = now, 0
+	l.mu.Unlock()
+	l.log.Warn("fleetcache: the store refused a call; the request went to the origin", "kind", kind, "err", err, "refused_since_last_line", quiet)
+}

@@ -1,6 +1,7 @@
 package roundtrip_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,66 +15,84 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetcache/fleetcache/internal/storetest"
 	"github.com/fleetcache/fleetcache/policy"
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
 
 // memStore is an in-memory roundtrip.Store with the semantics of the Redis
-// store: entries per URL and variant, the URL's Vary names returned on a miss.
+// store, which TestMemStore_Acceptance checks: entries per URL and variant,
+// each its own copy, kept for their ttl by the test's clock, and the URL's
+// Vary names returned on a miss.
 type memStore struct {
+	now     func() time.Time
 	mu      sync.Mutex
-	entries map[string]*policy.Response
-	vary    map[string][]string
-	fail    atomic.Bool // every call fails, as when Redis is down
-	refuse  atomic.Bool // Put keeps nothing, as for an entry over the budget
+	entries map[string]memEntry
+	vary    map[string][]string // the URL's Vary names; empty once it stopped varying
+	fail    atomic.Bool         // every call fails, as when Redis is down
+	refusal atomic.Bool         // every call is refused, as by a Redis out of memory
+	refuse  atomic.Bool         // Put keeps nothing, as for an entry over the budget
 	gets    atomic.Int64
 	puts    atomic.Int64
 }
 
-func newMemStore() *memStore {
-	return &memStore{entries: map[string]*policy.Response{}, vary: map[string][]string{}}
+type memEntry struct {
+	r       *policy.Response
+	expires time.Time
+}
+
+func newMemStore(now func() time.Time) *memStore {
+	return &memStore{now: now, entries: map[string]memEntry{}, vary: map[string][]string{}}
 }
 
 var errDown = errors.New("store down")
 
+// refusedErr is what a store that is up answers to a call it refuses.
+type refusedErr struct{}
+
+func (refusedErr) Error() string   { return "OOM command not allowed" }
+func (refusedErr) Refused() string { return "OOM" }
+
 func (s *memStore) Get(ctx context.Context, url, variant string) (*policy.Response, []string, error) {
 	s.gets.Add(1)
-	if s.fail.Load() {
-		return nil, nil, errDown
+	if err := s.check(ctx); err != nil {
+		return nil, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.entries[url+"\x00"+variant]; ok {
-		return r, nil, nil
+	if e, ok := s.entries[url+"\x00"+variant]; ok && s.now().Before(e.expires) {
+		return e.r, e.r.Vary, nil
 	}
 	return nil, s.vary[url], nil
 }
 
 func (s *memStore) Put(ctx context.Context, r *policy.Response, ttl time.Duration, explicit bool) (bool, error) {
 	s.puts.Add(1)
-	if s.fail.Load() {
-		return false, errDown
+	if err := s.check(ctx); err != nil {
+		return false, err
 	}
-	if s.refuse.Load() {
+	if s.refuse.Load() || ttl < time.Millisecond {
 		return false, nil
 	}
+	c := r.Clone()
+	c.Body = bytes.Clone(r.Body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[r.URL+"\x00"+policy.Variant(r.Vary, r.VaryValues)] = r
-	if len(r.Vary) > 0 {
-		s.vary[r.URL] = r.Vary
+	s.entries[r.URL+"\x00"+policy.Variant(r.Vary, r.VaryValues)] = memEntry{r: c, expires: s.now().Add(ttl)}
+	if _, varied := s.vary[r.URL]; varied || len(r.Vary) > 0 {
+		s.vary[r.URL] = append([]string{}, r.Vary...)
 	}
 	return true, nil
 }
 
 func (s *memStore) Purge(ctx context.Context, url string) error {
-	if s.fail.Load() {
-		return errDown
+	if err := s.check(ctx); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, r := range s.entries {
-		if r.URL == url {
+	for k, e := range s.entries {
+		if e.r.URL == url {
 			delete(s.entries, k)
 		}
 	}
@@ -81,10 +100,27 @@ func (s *memStore) Purge(ctx context.Context, url string) error {
 	return nil
 }
 
+func (s *memStore) check(ctx context.Context) error {
+	switch {
+	case s.fail.Load():
+		return errDown
+	case s.refusal.Load():
+		return fmt.Errorf("memstore: %w", refusedErr{})
+	}
+	return ctx.Err()
+}
+
+// len counts the entries not expired.
 func (s *memStore) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.entries)
+	n := 0
+	for _, e := range s.entries {
+		if s.now().Before(e.expires) {
+			n++
+		}
+	}
+	return n
 }
 
 // clock is an injectable clock that tests move by hand.
@@ -132,7 +168,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, h http.HandlerFunc, opts roundtrip.Options) *fixture {
 	t.Helper()
-	f := &fixture{t: t, clk: newClock(), store: newMemStore()}
+	f := &fixture{t: t, clk: newClock()}
+	f.store = newMemStore(f.clk.Now)
 	f.o = newOrigin(t, f.clk, h)
 	if opts.Now == nil {
 		opts.Now = f.clk.Now
@@ -207,4 +244,12 @@ func fixedBody(cc, body string) http.HandlerFunc {
 		}
 		fmt.Fprint(w, body)
 	}
+}
+
+// The fake passes the same acceptance suite as the Redis store.
+func TestMemStore_Acceptance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		clk := newClock()
+		return storetest.Harness{Store: newMemStore(clk.Now), Advance: clk.Advance}
+	})
 }

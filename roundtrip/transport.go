@@ -38,6 +38,19 @@ type Store interface {
 	Purge(ctx context.Context, url string) error
 }
 
+// RefusedError is implemented by store errors that mean the store is up and
+// refused one call: a Redis that answers with an error (a script error, a
+// key of the wrong type, out of memory, no permission). Such a call fails
+// alone: its request goes to the origin as for any store error, it is
+// counted in Stats.StoreRefused and logged at most once a minute per kind,
+// and it never opens the breaker, which is for a store that is down, stuck
+// or overloaded. rediscache's errors implement it.
+type RefusedError interface {
+	error
+	// Refused names the kind of refusal, such as "OOM" or "WRONGTYPE".
+	Refused() string
+}
+
 // FleetStore is a Store shared by several processes through Redis. When
 // the store given to New implements it, misses are collapsed across the
 // whole fleet, not only inside one process: one process holds the lease at
@@ -103,6 +116,7 @@ type Transport struct {
 	vary       varyMemo
 	hfm        markers
 	brk        breaker
+	refusals   refusalLog
 	filling    sync.Map   // flight key -> *flight whose body is still being read
 	refreshing sync.Map   // flight keys with a background refresh under way
 	bgMu       sync.Mutex // orders goBackground against Close
@@ -157,6 +171,7 @@ func New(store Store, opts Options) *Transport {
 		t.leaseTimeout = 5 * time.Second
 	}
 	t.brk = breaker{log: t.log, now: t.now}
+	t.refusals = refusalLog{log: t.log, now: t.now}
 	if fs, ok := store.(FleetStore); ok {
 		t.fstore = fs
 		t.fleet = coalesce.NewFleet(fs.Client(), coalesce.FleetOptions{})
@@ -340,9 +355,18 @@ func (t *Transport) storeCall(ctx context.Context, op func(ctx context.Context) 
 	cctx, cancel := context.WithTimeout(ctx, t.storeTimeout)
 	err := op(cctx)
 	cancel()
-	abandoned := err != nil && ctx.Err() != nil
-	t.brk.done(err, abandoned)
-	if err != nil && !abandoned {
+	var refused RefusedError
+	switch {
+	case err == nil:
+		t.brk.done(nil, false)
+	case errors.As(err, &refused):
+		t.brk.done(nil, false) // it answered: it is up
+		t.stats.storeRefused.Add(1)
+		t.refusals.note(refused)
+	case ctx.Err() != nil:
+		t.brk.done(err, true)
+	default:
+		t.brk.done(err, false)
 		t.stats.storeErrors.Add(1)
 	}
 	return err
@@ -541,13 +565,14 @@ type Stats struct {
 	Coalesced     int64 // callers served from another caller's or process's fetch
 	Bypasses      int64 // requests the cache did not handle (unsafe methods, ranges)
 	StaleServed   int64 // stale entries served (stale-while-revalidate, stale-if-error)
-	StoreErrors   int64 // store calls that failed or timed out (each served from the origin)
+	StoreErrors   int64 // store calls that failed or timed out: the store is down, stuck or overloaded (each served from the origin)
+	StoreRefused  int64 // store calls the store answered with an error, such as a Redis out of memory (each served from the origin; see RefusedError)
 	BreakerOpen   bool  // the store is failing and is not being called
 	BreakerTrips  int64 // times the breaker opened
 }
 
 type counters struct {
-	hits, misses, revalidations, notModified, stores, coalesced, bypasses, staleServed, storeErrors atomic.Int64
+	hits, misses, revalidations, notModified, stores, coalesced, bypasses, staleServed, storeErrors, storeRefused atomic.Int64
 }
 
 // Stats returns the transport's counters.
@@ -563,6 +588,7 @@ func (t *Transport) Stats() Stats {
 		Bypasses:      t.stats.bypasses.Load(),
 		StaleServed:   t.stats.staleServed.Load(),
 		StoreErrors:   t.stats.storeErrors.Load(),
+		StoreRefused:  t.stats.storeRefused.Load(),
 		BreakerOpen:   open,
 		BreakerTrips:  trips,
 	}

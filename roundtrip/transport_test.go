@@ -1,9 +1,11 @@
 package roundtrip_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"runtime"
@@ -408,6 +410,37 @@ func TestFailOpen_StoreDownRequestsStillSucceed(t *testing.T) {
 	assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
 }
 
+// A store that answers with an error is up: each refused call goes to the
+// origin and is counted, the log says so once a minute per kind, and the
+// breaker, which is for a store that is down, never opens.
+func TestFailOpen_RefusedCallsNeverOpenTheBreaker(t *testing.T) {
+	var logs bytes.Buffer
+	f := newFixture(t, fixedBody("max-age=60", "ok"), roundtrip.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	f.store.refusal.Store(true)
+	for range 20 {
+		resp, body := f.get("/x")
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "ok", body)
+	}
+	st := f.tr.Stats()
+	assert.False(t, st.BreakerOpen)
+	assert.Zero(t, st.BreakerTrips)
+	assert.Zero(t, st.StoreErrors)
+	assert.GreaterOrEqual(t, st.StoreRefused, int64(20))
+	assert.Equal(t, 1, strings.Count(logs.String(), "refused a call"), logs.String())
+
+	f.clk.Advance(61 * time.Second)
+	f.get("/x")
+	assert.Equal(t, 2, strings.Count(logs.String(), "refused a call"), "a minute later the kind is logged again")
+	assert.Contains(t, logs.String(), "kind=OOM")
+
+	// Once the store accepts calls again, caching goes on at once.
+	f.store.refusal.Store(false)
+	f.get("/y")
+	resp, _ := f.get("/y")
+	assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+}
+
 func TestStaleIfError_RFC5861_4_ServesStaleWhenOriginFails(t *testing.T) {
 	var fail atomic.Bool
 	f := newFixture(t, func(w http.ResponseWriter, r *http.Request) {
@@ -547,7 +580,7 @@ func TestContract_NilHeaderFromWrappedTransport(t *testing.T) {
 		resp.Header = nil
 		return resp, err
 	})
-	tr := roundtrip.New(newMemStore(), roundtrip.Options{Transport: nilHeader})
+	tr := roundtrip.New(newMemStore(time.Now), roundtrip.Options{Transport: nilHeader})
 	defer tr.Close()
 	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
 		req, _ := http.NewRequest(method, "http://origin.test/nil", nil)

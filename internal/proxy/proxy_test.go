@@ -94,6 +94,13 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// eachRedis runs test once with the sidecar's embedded Redis (redisURL "",
+// the default) and once with a real redis-server.
+func eachRedis(t *testing.T, test func(t *testing.T, redisURL string)) {
+	t.Run("embedded", func(t *testing.T) { test(t, "") })
+	t.Run("redis-server", func(t *testing.T) { test(t, redistest.RealServer.Start(t).URL) })
+}
+
 // startProxy starts a proxy on a free loopback port, stopped at cleanup.
 func startProxy(t *testing.T, cfg proxy.Config) *proxy.Server {
 	t.Helper()
@@ -150,199 +157,216 @@ func get(t *testing.T, url string) answer { return do(t, http.MethodGet, url, ni
 func isHit(a answer) bool { return strings.Contains(a.header.Get("Cache-Status"), "; hit") }
 
 func TestProxy_RFC9111_4_FreshResponseServedFromCache(t *testing.T) {
-	o := newOrigin(t)
-	p := startProxy(t, proxy.Config{Upstream: o.URL})
+	eachRedis(t, func(t *testing.T, redisURL string) {
+		o := newOrigin(t)
+		p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: redisURL})
 
-	first := get(t, "http://"+p.Addr()+"/fresh")
-	if first.status != http.StatusOK || isHit(first) {
-		t.Fatalf("first GET: status %d, Cache-Status %q; want 200 and a miss", first.status, first.header.Get("Cache-Status"))
-	}
-	second := get(t, "http://"+p.Addr()+"/fresh")
-	if !isHit(second) {
-		t.Errorf("second GET: Cache-Status %q, want a hit", second.header.Get("Cache-Status"))
-	}
-	if second.header.Get("Age") == "" {
-		t.Error("second GET: no Age header on a response served from the cache")
-	}
-	if second.body != first.body {
-		t.Errorf("second GET body %q, want the stored %q", second.body, first.body)
-	}
-	if n := o.requests.Load(); n != 1 {
-		t.Errorf("origin saw %d requests, want 1", n)
-	}
-	if s := p.Stats(); s.Hits != 1 {
-		t.Errorf("Stats().Hits = %d, want 1", s.Hits)
-	}
+		first := get(t, "http://"+p.Addr()+"/fresh")
+		if first.status != http.StatusOK || isHit(first) {
+			t.Fatalf("first GET: status %d, Cache-Status %q; want 200 and a miss", first.status, first.header.Get("Cache-Status"))
+		}
+		second := get(t, "http://"+p.Addr()+"/fresh")
+		if !isHit(second) {
+			t.Errorf("second GET: Cache-Status %q, want a hit", second.header.Get("Cache-Status"))
+		}
+		if second.header.Get("Age") == "" {
+			t.Error("second GET: no Age header on a response served from the cache")
+		}
+		if second.body != first.body {
+			t.Errorf("second GET body %q, want the stored %q", second.body, first.body)
+		}
+		if n := o.requests.Load(); n != 1 {
+			t.Errorf("origin saw %d requests, want 1", n)
+		}
+		if s := p.Stats(); s.Hits != 1 {
+			t.Errorf("Stats().Hits = %d, want 1", s.Hits)
+		}
+	})
 }
 
 func TestProxy_RFC9111_4_3_NoCacheRevalidatedWith304(t *testing.T) {
-	o := newOrigin(t)
-	p := startProxy(t, proxy.Config{Upstream: o.URL})
+	eachRedis(t, func(t *testing.T, redisURL string) {
+		o := newOrigin(t)
+		p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: redisURL})
 
-	for i := range 3 {
-		a := get(t, "http://"+p.Addr()+"/etag")
-		if a.status != http.StatusOK || a.body != "validated body" {
-			t.Fatalf("GET #%d: %d %q, want 200 with the stored body", i+1, a.status, a.body)
+		for i := range 3 {
+			a := get(t, "http://"+p.Addr()+"/etag")
+			if a.status != http.StatusOK || a.body != "validated body" {
+				t.Fatalf("GET #%d: %d %q, want 200 with the stored body", i+1, a.status, a.body)
+			}
 		}
-	}
-	if n := o.notModified.Load(); n != 2 {
-		t.Errorf("origin answered %d revalidations with 304, want 2", n)
-	}
-	if s := p.Stats(); s.Revalidations != 2 || s.NotModified != 2 {
-		t.Errorf("Stats() revalidations %d, not modified %d; want 2 and 2", s.Revalidations, s.NotModified)
-	}
+		if n := o.notModified.Load(); n != 2 {
+			t.Errorf("origin answered %d revalidations with 304, want 2", n)
+		}
+		if s := p.Stats(); s.Revalidations != 2 || s.NotModified != 2 {
+			t.Errorf("Stats() revalidations %d, not modified %d; want 2 and 2", s.Revalidations, s.NotModified)
+		}
+	})
 }
 
 func TestProxy_RFC9111_4_3_2_ClientConditionalGets304(t *testing.T) {
-	o := newOrigin(t)
-	p := startProxy(t, proxy.Config{Upstream: o.URL})
+	eachRedis(t, func(t *testing.T, redisURL string) {
+		o := newOrigin(t)
+		p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: redisURL})
 
-	get(t, "http://"+p.Addr()+"/etag")
-	a := do(t, http.MethodGet, "http://"+p.Addr()+"/etag", http.Header{"If-None-Match": {`"v1"`}})
-	if a.status != http.StatusNotModified || a.body != "" {
-		t.Errorf("conditional GET: %d %q, want 304 with no body", a.status, a.body)
-	}
+		get(t, "http://"+p.Addr()+"/etag")
+		a := do(t, http.MethodGet, "http://"+p.Addr()+"/etag", http.Header{"If-None-Match": {`"v1"`}})
+		if a.status != http.StatusNotModified || a.body != "" {
+			t.Errorf("conditional GET: %d %q, want 304 with no body", a.status, a.body)
+		}
+	})
 }
 
 func TestProxy_RFC9111_4_4_UnsafeMethodInvalidates(t *testing.T) {
-	o := newOrigin(t)
-	p := startProxy(t, proxy.Config{Upstream: o.URL})
-	url := "http://" + p.Addr() + "/item"
+	eachRedis(t, func(t *testing.T, redisURL string) {
+		o := newOrigin(t)
+		p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: redisURL})
+		url := "http://" + p.Addr() + "/item"
 
-	get(t, url)
-	if a := get(t, url); !isHit(a) || a.body != "item v0" {
-		t.Fatalf("second GET: %q, Cache-Status %q; want the cached v0", a.body, a.header.Get("Cache-Status"))
-	}
-	if a := do(t, http.MethodPost, url, nil); a.status != http.StatusNoContent {
-		t.Fatalf("POST: status %d, want 204", a.status)
-	}
-	a := get(t, url)
-	if isHit(a) || a.body != "item v1" {
-		t.Errorf("GET after POST: %q, Cache-Status %q; want a miss returning v1", a.body, a.header.Get("Cache-Status"))
-	}
+		get(t, url)
+		if a := get(t, url); !isHit(a) || a.body != "item v0" {
+			t.Fatalf("second GET: %q, Cache-Status %q; want the cached v0", a.body, a.header.Get("Cache-Status"))
+		}
+		if a := do(t, http.MethodPost, url, nil); a.status != http.StatusNoContent {
+			t.Fatalf("POST: status %d, want 204", a.status)
+		}
+		a := get(t, url)
+		if isHit(a) || a.body != "item v1" {
+			t.Errorf("GET after POST: %q, Cache-Status %q; want a miss returning v1", a.body, a.header.Get("Cache-Status"))
+		}
+	})
 }
 
 func TestProxy_TwoProxiesShareOneRedis(t *testing.T) {
-	o := newOrigin(t)
-	a := startProxy(t, proxy.Config{Upstream: o.URL}) // starts the embedded Redis
-	b := startProxy(t, proxy.Config{Upstream: o.URL, Redis: a.RedisURL()})
+	eachRedis(t, func(t *testing.T, redisURL string) {
+		o := newOrigin(t)
+		a := startProxy(t, proxy.Config{Upstream: o.URL, Redis: redisURL}) // starts the embedded Redis
+		b := startProxy(t, proxy.Config{Upstream: o.URL, Redis: a.RedisURL()})
 
-	// Each client reaches its own sidecar under the same name, as in a
-	// fleet whose sidecars all listen on the same port.
-	host := http.Header{"Host": {"localhost:8080"}}
-	if r := do(t, http.MethodGet, "http://"+a.Addr()+"/fresh", host); isHit(r) {
-		t.Fatalf("GET through the first proxy: Cache-Status %q, want a miss", r.header.Get("Cache-Status"))
-	}
-	r := do(t, http.MethodGet, "http://"+b.Addr()+"/fresh", host)
-	if !isHit(r) {
-		t.Errorf("GET through the second proxy: Cache-Status %q, want a hit on the first one's entry", r.header.Get("Cache-Status"))
-	}
-	if n := o.requests.Load(); n != 1 {
-		t.Errorf("origin saw %d requests, want 1", n)
-	}
+		// Each client reaches its own sidecar under the same name, as in a
+		// fleet whose sidecars all listen on the same port.
+		host := http.Header{"Host": {"localhost:8080"}}
+		if r := do(t, http.MethodGet, "http://"+a.Addr()+"/fresh", host); isHit(r) {
+			t.Fatalf("GET through the first proxy: Cache-Status %q, want a miss", r.header.Get("Cache-Status"))
+		}
+		r := do(t, http.MethodGet, "http://"+b.Addr()+"/fresh", host)
+		if !isHit(r) {
+			t.Errorf("GET through the second proxy: Cache-Status %q, want a hit on the first one's entry", r.header.Get("Cache-Status"))
+		}
+		if n := o.requests.Load(); n != 1 {
+			t.Errorf("origin saw %d requests, want 1", n)
+		}
+	})
 }
 
 func TestProxy_ForwardsFaithfully(t *testing.T) {
-	o := newOrigin(t)
-	tests := []struct {
-		name         string
-		upstreamHost bool
-		wantHost     func(proxyAddr string) string
-	}{
-		{"client Host by default", false, func(addr string) string { return addr }},
-		{"upstream Host when asked", true, func(string) string { return strings.TrimPrefix(o.URL, "http://") }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := startProxy(t, proxy.Config{Upstream: o.URL, UpstreamHost: tt.upstreamHost})
-			// X-Hop is named in Connection, so it is hop-by-hop (RFC 9110
-			// §7.6.1) and must not reach the upstream.
-			// A load balancer in front started the X-Forwarded-For chain
-			// and named itself in Via: both are kept and extended.
-			a := do(t, http.MethodPut, "http://"+p.Addr()+"/echo?q=1&q=2", http.Header{
-				"Connection": {"X-Hop"}, "X-Hop": {"secret"},
-				"X-Forwarded-For": {"203.0.113.7"}, "Via": {"1.1 lb"},
+	eachRedis(t, func(t *testing.T, redisURL string) {
+		o := newOrigin(t)
+		tests := []struct {
+			name         string
+			upstreamHost bool
+			wantHost     func(proxyAddr string) string
+		}{
+			{"client Host by default", false, func(addr string) string { return addr }},
+			{"upstream Host when asked", true, func(string) string { return strings.TrimPrefix(o.URL, "http://") }},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: redisURL, UpstreamHost: tt.upstreamHost})
+				// X-Hop is named in Connection, so it is hop-by-hop (RFC 9110
+				// §7.6.1) and must not reach the upstream.
+				// A load balancer in front started the X-Forwarded-For chain
+				// and named itself in Via: both are kept and extended.
+				a := do(t, http.MethodPut, "http://"+p.Addr()+"/echo?q=1&q=2", http.Header{
+					"Connection": {"X-Hop"}, "X-Hop": {"secret"},
+					"X-Forwarded-For": {"203.0.113.7"}, "Via": {"1.1 lb"},
+				})
+				want := fmt.Sprintf(`PUT /echo?q=1&q=2 host=%s xff=203.0.113.7, 127.0.0.1 hop="" via=["1.1 lb" "1.1 fleetcache"]`, tt.wantHost(p.Addr()))
+				if a.status != http.StatusTeapot || a.body != want || a.header.Get("X-Origin") != "yes" {
+					t.Errorf("got %d %q (X-Origin %q), want 418 %q (yes)", a.status, a.body, a.header.Get("X-Origin"), want)
+				}
 			})
-			want := fmt.Sprintf(`PUT /echo?q=1&q=2 host=%s xff=203.0.113.7, 127.0.0.1 hop="" via=["1.1 lb" "1.1 fleetcache"]`, tt.wantHost(p.Addr()))
-			if a.status != http.StatusTeapot || a.body != want || a.header.Get("X-Origin") != "yes" {
-				t.Errorf("got %d %q (X-Origin %q), want 418 %q (yes)", a.status, a.body, a.header.Get("X-Origin"), want)
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestProxy_UpstreamsSharingARedisNeverServeEachOther(t *testing.T) {
-	mr, _ := redistest.Mini(t)
-	redisURL := "redis://" + mr.Addr()
-	upstream := func(name string) *httptest.Server {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Cache-Control", "max-age=60")
-			fmt.Fprint(w, "I am "+name)
-		}))
-		t.Cleanup(srv.Close)
-		return srv
-	}
-	upA, upB := upstream("A"), upstream("B")
-	a := startProxy(t, proxy.Config{Upstream: upA.URL, Redis: redisURL})
-	b := startProxy(t, proxy.Config{Upstream: upB.URL, Redis: redisURL})
-	a2 := startProxy(t, proxy.Config{Upstream: upA.URL, Redis: redisURL})
-	// Every client calls its sidecar by the same name, as in a fleet.
-	get := func(p *proxy.Server) answer {
-		return do(t, http.MethodGet, "http://"+p.Addr()+"/item", http.Header{"Host": {"localhost:8080"}})
-	}
-	if got := get(a); got.body != "I am A" {
-		t.Fatalf("A: %q", got.body)
-	}
-	if got := get(b); got.body != "I am B" || isHit(got) {
-		t.Errorf("B got %q (%s): another upstream's response", got.body, got.header.Get("Cache-Status"))
-	}
-	if got := get(a2); got.body != "I am A" || !isHit(got) {
-		t.Errorf("a second proxy of A got %q (%s), want A's entry from the shared cache", got.body, got.header.Get("Cache-Status"))
-	}
+	redistest.Run(t, redistest.Backends, func(t *testing.T, r *redistest.Redis) {
+		redisURL := r.URL
+		upstream := func(name string) *httptest.Server {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				fmt.Fprint(w, "I am "+name)
+			}))
+			t.Cleanup(srv.Close)
+			return srv
+		}
+		upA, upB := upstream("A"), upstream("B")
+		a := startProxy(t, proxy.Config{Upstream: upA.URL, Redis: redisURL})
+		b := startProxy(t, proxy.Config{Upstream: upB.URL, Redis: redisURL})
+		a2 := startProxy(t, proxy.Config{Upstream: upA.URL, Redis: redisURL})
+		// Every client calls its sidecar by the same name, as in a fleet.
+		get := func(p *proxy.Server) answer {
+			return do(t, http.MethodGet, "http://"+p.Addr()+"/item", http.Header{"Host": {"localhost:8080"}})
+		}
+		if got := get(a); got.body != "I am A" {
+			t.Fatalf("A: %q", got.body)
+		}
+		if got := get(b); got.body != "I am B" || isHit(got) {
+			t.Errorf("B got %q (%s): another upstream's response", got.body, got.header.Get("Cache-Status"))
+		}
+		if got := get(a2); got.body != "I am A" || !isHit(got) {
+			t.Errorf("a second proxy of A got %q (%s), want A's entry from the shared cache", got.body, got.header.Get("Cache-Status"))
+		}
+	})
 }
 
 func TestProxy_RFC9111_2_VirtualHostsCachedApart(t *testing.T) {
-	o := newOrigin(t)
-	tests := []struct {
-		name         string
-		upstreamHost bool
-		wantB        string // what a client asking for b.test gets after one asked for a.test
-	}{
-		// The client's Host reaches the upstream, and is part of the key.
-		{"client Host", false, "vhost b.test"},
-		// Every request names the upstream's host: one resource, one entry.
-		{"upstream Host", true, "vhost " + strings.TrimPrefix(o.URL, "http://")},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := startProxy(t, proxy.Config{Upstream: o.URL, UpstreamHost: tt.upstreamHost})
-			vhost := func(host string) answer {
-				return do(t, http.MethodGet, "http://"+p.Addr()+"/vhost", http.Header{"Host": {host}})
-			}
-			a := vhost("a.test")
-			if b := vhost("b.test"); b.body != tt.wantB {
-				t.Errorf("b.test after a.test: %q, want %q", b.body, tt.wantB)
-			}
-			if again := vhost("a.test"); !isHit(again) || again.body != a.body {
-				t.Errorf("a.test again: %q (Cache-Status %q), want the stored %q", again.body, again.header.Get("Cache-Status"), a.body)
-			}
-		})
-	}
+	eachRedis(t, func(t *testing.T, redisURL string) {
+		o := newOrigin(t)
+		tests := []struct {
+			name         string
+			upstreamHost bool
+			wantB        string // what a client asking for b.test gets after one asked for a.test
+		}{
+			// The client's Host reaches the upstream, and is part of the key.
+			{"client Host", false, "vhost b.test"},
+			// Every request names the upstream's host: one resource, one entry.
+			{"upstream Host", true, "vhost " + strings.TrimPrefix(o.URL, "http://")},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: redisURL, UpstreamHost: tt.upstreamHost})
+				vhost := func(host string) answer {
+					return do(t, http.MethodGet, "http://"+p.Addr()+"/vhost", http.Header{"Host": {host}})
+				}
+				a := vhost("a.test")
+				if b := vhost("b.test"); b.body != tt.wantB {
+					t.Errorf("b.test after a.test: %q, want %q", b.body, tt.wantB)
+				}
+				if again := vhost("a.test"); !isHit(again) || again.body != a.body {
+					t.Errorf("a.test again: %q (Cache-Status %q), want the stored %q", again.body, again.header.Get("Cache-Status"), a.body)
+				}
+			})
+		}
+	})
 }
 
 func TestProxy_LargeBodyStreamsThroughUncached(t *testing.T) {
-	o := newOrigin(t)
-	p := startProxy(t, proxy.Config{Upstream: o.URL, MaxEntryBytes: 64 << 10})
+	eachRedis(t, func(t *testing.T, redisURL string) {
+		o := newOrigin(t)
+		p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: redisURL, MaxEntryBytes: 64 << 10})
 
-	for i := range 2 {
-		a := get(t, "http://"+p.Addr()+"/big")
-		if a.body != string(bigBody) {
-			t.Fatalf("GET #%d: body of %d bytes differs from the origin's %d", i+1, len(a.body), len(bigBody))
+		for i := range 2 {
+			a := get(t, "http://"+p.Addr()+"/big")
+			if a.body != string(bigBody) {
+				t.Fatalf("GET #%d: body of %d bytes differs from the origin's %d", i+1, len(a.body), len(bigBody))
+			}
+			if isHit(a) {
+				t.Errorf("GET #%d: a body larger than MaxEntryBytes was served from the cache", i+1)
+			}
 		}
-		if isHit(a) {
-			t.Errorf("GET #%d: a body larger than MaxEntryBytes was served from the cache", i+1)
-		}
-	}
+	})
 }
 
 func TestProxy_UpstreamUnreachableIs502(t *testing.T) {
@@ -357,51 +381,54 @@ func TestProxy_UpstreamUnreachableIs502(t *testing.T) {
 }
 
 func TestProxy_RedisFailureServesUncached(t *testing.T) {
-	o := newOrigin(t)
-	mr, _ := redistest.Mini(t)
-	p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: "redis://" + mr.Addr()})
+	redistest.Run(t, redistest.Backends, func(t *testing.T, r *redistest.Redis) {
+		o := newOrigin(t)
+		p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: r.URL})
 
-	get(t, "http://"+p.Addr()+"/fresh")
-	if a := get(t, "http://"+p.Addr()+"/fresh"); !isHit(a) {
-		t.Fatalf("second GET: Cache-Status %q, want a hit", a.header.Get("Cache-Status"))
-	}
-	mr.Close()
-	for i := range 3 {
-		a := get(t, "http://"+p.Addr()+"/fresh")
-		if a.status != http.StatusOK || isHit(a) {
-			t.Errorf("GET #%d with Redis down: %d, Cache-Status %q; want 200 from the origin", i+1, a.status, a.header.Get("Cache-Status"))
+		get(t, "http://"+p.Addr()+"/fresh")
+		if a := get(t, "http://"+p.Addr()+"/fresh"); !isHit(a) {
+			t.Fatalf("second GET: Cache-Status %q, want a hit", a.header.Get("Cache-Status"))
 		}
-	}
-	if n := o.requests.Load(); n != 4 {
-		t.Errorf("origin saw %d requests, want 4", n)
-	}
+		r.Kill(t)
+		for i := range 3 {
+			a := get(t, "http://"+p.Addr()+"/fresh")
+			if a.status != http.StatusOK || isHit(a) {
+				t.Errorf("GET #%d with Redis down: %d, Cache-Status %q; want 200 from the origin", i+1, a.status, a.header.Get("Cache-Status"))
+			}
+		}
+		if n := o.requests.Load(); n != 4 {
+			t.Errorf("origin saw %d requests, want 4", n)
+		}
+	})
 }
 
 func TestProxy_HealthAndStats(t *testing.T) {
-	o := newOrigin(t)
-	p := startProxy(t, proxy.Config{Upstream: o.URL, HealthPath: "/_health"})
+	eachRedis(t, func(t *testing.T, redisURL string) {
+		o := newOrigin(t)
+		p := startProxy(t, proxy.Config{Upstream: o.URL, Redis: redisURL, HealthPath: "/_health"})
 
-	if a := get(t, "http://"+p.Addr()+"/_health"); a.status != http.StatusOK || a.body != "ok\n" {
-		t.Errorf("health: %d %q, want 200 \"ok\\n\"", a.status, a.body)
-	}
-	if a := do(t, http.MethodPost, "http://"+p.Addr()+"/_health", nil); a.status != http.StatusMethodNotAllowed {
-		t.Errorf("POST to health: %d, want 405", a.status)
-	}
-	get(t, "http://"+p.Addr()+"/fresh")
-	get(t, "http://"+p.Addr()+"/fresh")
-	a := get(t, "http://"+p.Addr()+"/_health/stats")
-	var doc struct {
-		Transport struct{ Hits, Misses int64 }
-	}
-	if err := json.Unmarshal([]byte(a.body), &doc); err != nil {
-		t.Fatalf("stats: %v in %q", err, a.body)
-	}
-	if doc.Transport.Hits != 1 || doc.Transport.Misses != 1 {
-		t.Errorf("stats: hits %d, misses %d; want 1 and 1 in %s", doc.Transport.Hits, doc.Transport.Misses, a.body)
-	}
-	if n := o.requests.Load(); n != 1 {
-		t.Errorf("origin saw %d requests, want only the one for /fresh", n)
-	}
+		if a := get(t, "http://"+p.Addr()+"/_health"); a.status != http.StatusOK || a.body != "ok\n" {
+			t.Errorf("health: %d %q, want 200 \"ok\\n\"", a.status, a.body)
+		}
+		if a := do(t, http.MethodPost, "http://"+p.Addr()+"/_health", nil); a.status != http.StatusMethodNotAllowed {
+			t.Errorf("POST to health: %d, want 405", a.status)
+		}
+		get(t, "http://"+p.Addr()+"/fresh")
+		get(t, "http://"+p.Addr()+"/fresh")
+		a := get(t, "http://"+p.Addr()+"/_health/stats")
+		var doc struct {
+			Transport struct{ Hits, Misses int64 }
+		}
+		if err := json.Unmarshal([]byte(a.body), &doc); err != nil {
+			t.Fatalf("stats: %v in %q", err, a.body)
+		}
+		if doc.Transport.Hits != 1 || doc.Transport.Misses != 1 {
+			t.Errorf("stats: hits %d, misses %d; want 1 and 1 in %s", doc.Transport.Hits, doc.Transport.Misses, a.body)
+		}
+		if n := o.requests.Load(); n != 1 {
+			t.Errorf("origin saw %d requests, want only the one for /fresh", n)
+		}
+	})
 }
 
 func TestProxy_ShutdownLetsInFlightRequestsFinish(t *testing.T) {

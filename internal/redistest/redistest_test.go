@@ -65,3 +65,24 @@ func TestMiniAnswersPing(t *testing.T) {
 	_, c := redistest.Mini(t)
 	require.NoError(t, c.Ping(context.Background()).Err())
 }
+
+// Advance lets keys expire on every backend as the test's clock moves,
+// without waiting.
+func TestAdvanceExpiresKeysOnEveryBackend(t *testing.T) {
+	redistest.Run(t, redistest.WithCluster, func(t *testing.T, r *redistest.Redis) {
+		ctx := context.Background()
+		for i := range 20 {
+			require.NoError(t, r.Client.Set(ctx, fmt.Sprint("short-", i), "v", 10*time.Second).Err())
+			require.NoError(t, r.Client.Set(ctx, fmt.Sprint("long-", i), "v", time.Hour).Err())
+			require.NoError(t, r.Client.Set(ctx, fmt.Sprint("forever-", i), "v", 0).Err())
+		}
+		r.Advance(t, 9*time.Second)
+		require.Len(t, r.Keys(t), 60, "nothing expired yet")
+		r.Advance(t, time.Second)
+		require.Len(t, r.Keys(t), 40, "the short keys expired")
+		ttl := r.TTL(t, "long-3")
+		require.True(t, ttl > 59*time.Minute+49*time.Second && ttl <= 59*time.Minute+50*time.Second, "long-3 TTL %v", ttl)
+		require.EqualValues(t, -1, r.TTL(t, "forever-3"))
+		require.EqualValues(t, -2, r.TTL(t, "short-3"))
+	})
+}
