@@ -5,7 +5,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS        := ./...
 
-.PHONY: test redis-server race lint bench demo cover fuzz
+.PHONY: test redis-server race soak lint bench demo cover fuzz
 
 ## test: unit and integration tests, with the race detector, and a smoke run of the benchmark harness
 test: redis-server
@@ -19,6 +19,11 @@ redis-server:
 ## race: the suite three times over, to shake out flaky interleavings
 race: redis-server
 	$(GO) test -race -count=3 -timeout 30m $(PKGS)
+
+## soak: the store's model-based test on a real redis-server for SOAK (default 5m)
+SOAK ?= 5m
+soak: redis-server
+	$(GO) test -count=1 -timeout 0 -run '^TestStore_Model$$' -v ./rediscache/ -soak=$(SOAK)
 
 ## lint: gofmt, go vet and staticcheck must all be clean
 lint:

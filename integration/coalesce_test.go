@@ -14,52 +14,6 @@ import (
 	"github.com/fleetcache/fleetcache/internal/redistest"
 )
 
-// redisBackend is a real Redis deployment the fleet tests run against: a
-// single server (plain pub/sub) or a cluster (sharded pub/sub).
-type redisBackend struct {
-	name string
-	// start returns a factory of clients (one per simulated process) and a
-	// function that kills every server.
-	start func(t *testing.T) (newClient func() redis.UniversalClient, kill func())
-	// subscribers counts the connections subscribed to channel.
-	subscribers func(ctx context.Context, c redis.UniversalClient, channel string) (int64, error)
-}
-
-var redisBackends = []redisBackend{
-	{
-		name: "server",
-		start: func(t *testing.T) (func() redis.UniversalClient, func()) {
-			s := redistest.Server(t)
-			return func() redis.UniversalClient { return s.Client(t) }, s.Kill
-		},
-		subscribers: func(ctx context.Context, c redis.UniversalClient, channel string) (int64, error) {
-			n, err := c.PubSubNumSub(ctx, channel).Result()
-			return n[channel], err
-		},
-	},
-	{
-		name: "cluster",
-		start: func(t *testing.T) (func() redis.UniversalClient, func()) {
-			c := redistest.Cluster(t)
-			kill := func() {
-				for _, n := range c.Nodes {
-					n.Kill()
-				}
-			}
-			return func() redis.UniversalClient { return c.Client(t) }, kill
-		},
-		subscribers: func(ctx context.Context, c redis.UniversalClient, channel string) (int64, error) {
-			// Sharded subscriptions live on the master of the channel's slot.
-			node, err := c.(*redis.ClusterClient).MasterForKey(ctx, channel)
-			if err != nil {
-				return 0, err
-			}
-			n, err := node.PubSubShardNumSub(ctx, channel).Result()
-			return n[channel], err
-		},
-	},
-}
-
 // checkLeaks fails the test if it leaves goroutines behind. Registered
 // first, its cleanup runs last: after the servers and clients are gone.
 func checkLeaks(t *testing.T) {
@@ -100,10 +54,11 @@ func keys(tag string) (lease, channel string) {
 }
 
 func TestFleet_Redis(t *testing.T) {
-	for _, b := range redisBackends {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range redistest.Real {
+		t.Run(b.Name, func(t *testing.T) {
 			checkLeaks(t)
-			newClient, _ := b.start(t)
+			r := b.Start(t)
+			newClient := func() redis.UniversalClient { return r.NewClient(t, redis.UniversalOptions{}) }
 			// Separate clients and Fleets stand for separate processes.
 			processes := make([]redis.UniversalClient, 3)
 			for i := range processes {
@@ -203,9 +158,8 @@ func TestFleet_Redis(t *testing.T) {
 							watches = append(watches, f.Watch(ctx, channel, lease))
 						}
 					}
-					n, err := b.subscribers(ctx, processes[0], channel)
-					if err != nil || n != int64(len(waiters)) {
-						t.Fatalf("%s has %d subscribers (%v), want one per process (%d)", channel, n, err, len(waiters))
+					if n := r.Subscribers(t, channel); n != int64(len(waiters)) {
+						t.Fatalf("%s has %d subscribers, want one per process (%d)", channel, n, len(waiters))
 					}
 				}
 
@@ -239,8 +193,7 @@ func TestFleet_Redis(t *testing.T) {
 				for _, tag := range tags {
 					_, channel := keys("fill-" + tag)
 					waitUntil(t, "unsubscribed after the last Stop", 5*time.Second, func() bool {
-						n, err := b.subscribers(ctx, processes[0], channel)
-						return err == nil && n == 0
+						return r.Subscribers(t, channel) == 0
 					})
 				}
 			})
@@ -274,12 +227,13 @@ func TestFleet_Redis(t *testing.T) {
 }
 
 func TestFleet_RedisKilled(t *testing.T) {
-	for _, b := range redisBackends {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range redistest.Real {
+		t.Run(b.Name, func(t *testing.T) {
 			checkLeaks(t)
 			ctx := context.Background()
-			newClient, kill := b.start(t)
-			f := fleetOf(t, newClient(), coalesce.FleetOptions{})
+			r := b.Start(t)
+			kill := func() { r.Kill(t) }
+			f := fleetOf(t, r.NewClient(t, redis.UniversalOptions{}), coalesce.FleetOptions{})
 			lease, channel := keys("killed")
 			if _, ok, err := f.Acquire(ctx, lease, time.Minute); err != nil || !ok {
 				t.Fatalf("Acquire = %v, %v", ok, err)

@@ -41,7 +41,7 @@ func TestFaults_RFC5861_4_StaleIfError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fleetproc.NoLeaks(t)
-			redisURL, _ := procServer.start(t)
+			redisURL := redistest.RealServer.Start(t).URL
 			origin := fleetproc.NewOrigin(t, "max-age=1, stale-if-error=10", 64<<10)
 			procs := fleetproc.Start(t, 2, fleetConfig(redisURL, 0, patientStoreTimeout))
 			url := origin.URL + "/sie"

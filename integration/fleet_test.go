@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetcache/fleetcache/integration/internal/fleetproc"
+	"github.com/fleetcache/fleetcache/internal/redistest"
 )
 
 // A burst of identical misses from every process of a fleet reaches the
@@ -14,15 +15,16 @@ import (
 // processes meet through sharded pub/sub.
 func TestFleetProcs_OneOriginRequestPerBurst(t *testing.T) {
 	for _, tc := range []struct {
-		backend        procBackend
+		backend        redistest.Backend
 		procs, callers int
 	}{
-		{procServer, 4, 50},
-		{procCluster, 2, 20},
+		{redistest.RealServer, 4, 50},
+		{redistest.RealCluster, 2, 20},
 	} {
-		t.Run(tc.backend.name, func(t *testing.T) {
+		t.Run(tc.backend.Name, func(t *testing.T) {
 			fleetproc.NoLeaks(t)
-			redisURL, rc := tc.backend.start(t)
+			r := tc.backend.Start(t)
+			redisURL := r.URL
 			origin := fleetproc.NewOrigin(t, "max-age=60", 256<<10)
 			procs := fleetproc.Start(t, tc.procs, fleetConfig(redisURL, 0, patientStoreTimeout))
 			url := origin.URL + "/cold"
@@ -32,7 +34,7 @@ func TestFleetProcs_OneOriginRequestPerBurst(t *testing.T) {
 			// The origin answers only once every other process waits for
 			// the leader's fill: the bursts overlap however the processes
 			// were scheduled.
-			awaitSubscribers(t, tc.backend, rc, url, int64(tc.procs-1))
+			awaitSubscribers(t, r, url, int64(tc.procs-1))
 			origin.Release()
 			results := fleetproc.Results(fleetproc.Collect(t, procs))
 
@@ -62,7 +64,8 @@ func TestFleetProcs_OneOriginRequestPerBurst(t *testing.T) {
 // at most; then one of them fetches for all.
 func TestFleetProcs_LeaderKilledHoldingLease(t *testing.T) {
 	fleetproc.NoLeaks(t)
-	redisURL, rc := procServer.start(t)
+	r := redistest.RealServer.Start(t)
+	redisURL := r.URL
 	origin := fleetproc.NewOrigin(t, "max-age=60", 64<<10)
 	const lease = time.Second
 	procs := fleetproc.Start(t, 4, fleetConfig(redisURL, lease, patientStoreTimeout))
@@ -74,7 +77,7 @@ func TestFleetProcs_LeaderKilledHoldingLease(t *testing.T) {
 	if err != nil || id < 0 || id >= len(procs) {
 		t.Fatalf("origin request from process %d (%v)", id, err)
 	}
-	awaitSubscribers(t, procServer, rc, url, int64(len(procs)-1))
+	awaitSubscribers(t, r, url, int64(len(procs)-1))
 	procs[id].Kill(t)
 	origin.Release()
 	others := append(procs[:id:id], procs[id+1:]...)
@@ -101,7 +104,7 @@ func TestFleetProcs_LeaderKilledHoldingLease(t *testing.T) {
 // background.
 func TestFleetProcs_RFC5861_3_StaleWhileRevalidateOncePerFleet(t *testing.T) {
 	fleetproc.NoLeaks(t)
-	redisURL, _ := procServer.start(t)
+	redisURL := redistest.RealServer.Start(t).URL
 	origin := fleetproc.NewOrigin(t, "max-age=1, stale-while-revalidate=60", 64<<10)
 	procs := fleetproc.Start(t, 2, fleetConfig(redisURL, 0, patientStoreTimeout))
 	url := origin.URL + "/swr"

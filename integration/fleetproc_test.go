@@ -1,10 +1,8 @@
 package integration_test
 
 import (
-	"context"
 	"fmt"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -32,45 +30,6 @@ const fleetPrefix = "fleet:"
 // these tests are about (the fault tests are).
 const patientStoreTimeout = 2 * time.Second
 
-// procBackend is a real Redis deployment a fleet of processes shares.
-type procBackend struct {
-	name string
-	// start returns the URL the processes open and a client for the test.
-	start func(t *testing.T) (string, redis.UniversalClient)
-	// subscribers counts the connections subscribed to a fill channel.
-	subscribers func(ctx context.Context, c redis.UniversalClient, channel string) (int64, error)
-}
-
-var procServer = procBackend{
-	name: "server",
-	start: func(t *testing.T) (string, redis.UniversalClient) {
-		s := redistest.Server(t)
-		return "redis://" + s.Addr(), s.Client(t)
-	},
-	subscribers: func(ctx context.Context, c redis.UniversalClient, channel string) (int64, error) {
-		n, err := c.PubSubNumSub(ctx, channel).Result()
-		return n[channel], err
-	},
-}
-
-var procCluster = procBackend{
-	name: "cluster",
-	start: func(t *testing.T) (string, redis.UniversalClient) {
-		c := redistest.Cluster(t)
-		addrs := c.Addrs()
-		return "redis://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr="), c.Client(t)
-	},
-	subscribers: func(ctx context.Context, c redis.UniversalClient, channel string) (int64, error) {
-		// Sharded subscriptions live on the master of the channel's slot.
-		node, err := c.(*redis.ClusterClient).MasterForKey(ctx, channel)
-		if err != nil {
-			return 0, err
-		}
-		n, err := node.PubSubShardNumSub(ctx, channel).Result()
-		return n[channel], err
-	},
-}
-
 // fleetConfig configures the i-th process of a fleet on redisURL.
 func fleetConfig(redisURL string, lease, storeTimeout time.Duration) func(i int) fleetproc.Config {
 	return func(i int) fleetproc.Config {
@@ -95,13 +54,12 @@ func fillChannel(t *testing.T, c redis.UniversalClient, rawURL string) string {
 
 // awaitSubscribers waits until want connections listen on rawURL's fill
 // channel: that many processes wait for a peer's fetch.
-func awaitSubscribers(t *testing.T, b procBackend, c redis.UniversalClient, rawURL string, want int64) {
+func awaitSubscribers(t *testing.T, r *redistest.Redis, rawURL string, want int64) {
 	t.Helper()
-	channel := fillChannel(t, c, rawURL)
+	channel := fillChannel(t, r.Client, rawURL)
 	var got int64
-	var err error
 	fleetproc.PollUntil(t, "processes waiting on the fill channel", 10*time.Second, func() bool {
-		got, err = b.subscribers(context.Background(), c, channel)
-		return err == nil && got == want
-	}, func() string { return fmt.Sprintf("%d subscribers, want %d (err %v)", got, want, err) })
+		got = r.Subscribers(t, channel)
+		return got == want
+	}, func() string { return fmt.Sprintf("%d subscribers, want %d", got, want) })
 }

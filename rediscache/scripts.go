@@ -20,7 +20,7 @@ import (
 //	sz   hash: member -> size of the entry in bytes, so that the byte total
 //	     stays right when an entry has expired on its own
 //	st   hash: bytes (total of sz), evictions, expired (counters for Stats),
-//	     cursor (where the expiry sweep resumes)
+//	     cursor (the LRU score where the expiry sweep resumes)
 //
 // Rules every script keeps, because Redis runs a script to its end without
 // undoing what it wrote when a command fails half way:
@@ -96,7 +96,7 @@ end
 
 // sweepBatch is how many index members a write checks for entries that have
 // expired by TTL. The sweep walks the whole index in turn, so an expired
-// entry leaves the index after at most (entries / sweepBatch) writes to its
+// entry leaves the index within about (entries / sweepBatch) writes to its
 // shard, or earlier when eviction reaches it.
 const sweepBatch = 8
 
@@ -147,22 +147,40 @@ if ARGV[7] ~= '' or redis.call('EXISTS', vary) == 1 then
 	end
 end
 
-local cursor = tonumber(redis.call('HGET', st, 'cursor') or '0') or 0
-local batch = redis.call('ZRANGE', lru, cursor, cursor + ` + strconv.Itoa(sweepBatch-1) + `)
+-- The sweep walks the index in score order from where the last write left
+-- off. A member's score only grows (a touch, a new write), and an expired
+-- entry is never touched, so the walk reaches every expired member within a
+-- pass; members of equal score are taken together, so that a batch
+-- boundary cannot fall between them and skip some for good.
+local cursor = redis.call('HGET', st, 'cursor')
+local from = '-inf'
+if cursor and cursor ~= '' then from = '(' .. cursor end
+local batch = redis.call('ZRANGEBYSCORE', lru, from, '+inf', 'WITHSCORES', 'LIMIT', 0, ` + strconv.Itoa(sweepBatch) + `)
+local members, seen = {}, {}
+for i = 1, #batch, 2 do
+	members[#members + 1] = batch[i]
+	seen[batch[i]] = true
+end
+cursor = ''
+if #members == ` + strconv.Itoa(sweepBatch) + ` then
+	cursor = batch[#batch]
+	for _, m in ipairs(redis.call('ZRANGEBYSCORE', lru, cursor, cursor)) do
+		if not seen[m] then members[#members + 1] = m end
+	end
+end
 local expired = 0
-for _, m in ipairs(batch) do
+for _, m in ipairs(members) do
 	if redis.call('EXISTS', eprefix .. m) == 0 then
 		bytes = bytes - forget(lru, sz, eprefix, vprefix, m)
 		expired = expired + 1
 	end
 end
-if #batch < ` + strconv.Itoa(sweepBatch) + ` then cursor = 0 else cursor = cursor + #batch - expired end
 
 local more
 bytes, more = evict(lru, sz, eprefix, vprefix, maxn, maxb, bytes, math.huge)
 evicted = evicted + more
 
-redis.call('HSET', st, 'bytes', num(bytes), 'cursor', num(cursor))
+redis.call('HSET', st, 'bytes', num(bytes), 'cursor', cursor)
 add(st, 'expired', expired)
 add(st, 'evictions', evicted)
 if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], variant) end

@@ -709,3 +709,115 @@ func TestStore_KeyNamesBeforeTheConfigIsReadBuildNoLayout(t *testing.T) {
 		t.Errorf("LeaseKey makes %v allocations, want at most 2", allocs)
 	}
 }
+
+// An operator who lowers the capacity (HSET <prefix>config max_entries N)
+// expects the whole cache to shrink, not only the shards written next: the
+// first instance to see the lower limit trims every shard.
+func TestStore_LoweredCapacityTrimsEveryShard(t *testing.T) {
+	eachBackend(t, Options{MaxEntries: 400, Shards: 4}, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		for i := range 200 {
+			f.put(t, response(fmt.Sprintf("https://example.com/%d", i), "b"), time.Hour, true)
+		}
+		if st := f.stats(); st.Entries != 200 {
+			t.Fatalf("%d entries before the retune, want 200", st.Entries)
+		}
+		f.c.HSet(ctx, "t:config", "max_entries", "40")
+		f.advance(configRefresh)
+		// One read of the limits, by any call, is all it takes; no write.
+		if _, err := f.s.currentLimits(ctx); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "every shard trimmed to 10 entries", func() bool {
+			for _, sh := range *f.s.shards.Load() {
+				if f.c.ZCard(ctx, sh.lru).Val() > 10 {
+					return false
+				}
+			}
+			return !f.s.trimming.Load()
+		})
+		st := f.stats()
+		if st.Entries != 40 || st.Evictions != 160 {
+			t.Errorf("after the trim: %+v, want 40 entries and 160 evictions", st)
+		}
+		f.checkIndex(t)
+	})
+}
+
+// A client that picks the value of a header the response varies on cannot
+// make the cache keep more than MaxVariants of one URL: past it the least
+// recently used variant goes, with its v: record, and a purge of the URL
+// stays a bounded amount of work.
+func TestStore_VariantsPerURLAreBounded(t *testing.T) {
+	eachBackend(t, Options{MaxVariants: 5, Shards: 1}, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		const u = "https://example.com/v"
+		variant := func(i int) *policy.Response { return varied(u, "b", "X-Tenant", fmt.Sprint("tenant-", i)) }
+		for i := range 60 {
+			f.put(t, variant(i), time.Hour, true)
+			f.clock.Add(time.Second)
+			f.get(t, u, variantOf(variant(0))) // used all along: kept
+		}
+		r := refOf(*f.s.shards.Load(), u, "")
+		if n := f.c.HLen(ctx, r.vary()).Val(); n != 6 {
+			t.Errorf("v: key has %d fields, want the Vary names and 5 variants", n)
+		}
+		if st := f.stats(); st.Entries != 5 || st.Evictions != 55 {
+			t.Errorf("stats %+v, want 5 entries and 55 evictions", st)
+		}
+		if got, _ := f.get(t, u, variantOf(variant(59))); got == nil {
+			t.Error("the newest variant is missing")
+		}
+		if got, _ := f.get(t, u, variantOf(variant(0))); got == nil {
+			t.Error("the variant used all along was evicted")
+		}
+		if got, _ := f.get(t, u, variantOf(variant(1))); got != nil {
+			t.Error("the least recently used variant survived")
+		}
+		if err := f.s.Purge(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if st := f.stats(); st.Entries != 0 || st.Bytes != 0 {
+			t.Errorf("after Purge: %+v", st)
+		}
+		if f.c.Exists(ctx, r.vary()).Val() != 0 {
+			t.Error("Purge left the v: key")
+		}
+		f.checkIndex(t)
+	})
+}
+
+// A URL whose v: record grew large (written before the limit existed, or
+// with a large MaxVariants) is purged in batches, all of it.
+func TestStore_PurgeOfManyVariantsTakesBatches(t *testing.T) {
+	eachBackend(t, Options{MaxVariants: 1000, Shards: 1}, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		const u = "https://example.com/many"
+		for i := range 3 * purgeBatch {
+			f.put(t, varied(u, "b", "X-Tenant", fmt.Sprint(i)), time.Hour, true)
+		}
+		if err := f.s.Purge(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if st := f.stats(); st.Entries != 0 || st.Bytes != 0 {
+			t.Errorf("after Purge: %+v", st)
+		}
+		for _, k := range f.r.Keys(t) {
+			if strings.Contains(k, ":e:") || strings.Contains(k, ":v:") {
+				t.Errorf("Purge left %s", k)
+			}
+		}
+	})
+}
+
+// eventually waits for cond with a deadline instead of sleeping.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling interval, not a wait for state
+	}
+}

@@ -119,9 +119,9 @@ type refusalKind struct {
 // of an error reply, so a store answering odd replies cannot grow the map.
 const maxRefusalKinds = 64
 
-func (l *refusalLog) note(err RefusedError) {
+// note records a refused call; err is the whole error, kind its refusal's.
+func (l *refusalLog) note(kind string, err error) {
 	now := l.now()
-	kind := err.Refused()
 	l.mu.Lock()
 	if l.kinds == nil {
 		l.kinds = make(map[string]*refusalKind)

@@ -362,7 +362,7 @@ func (t *Transport) storeCall(ctx context.Context, op func(ctx context.Context) 
 	case errors.As(err, &refused):
 		t.brk.done(nil, false) // it answered: it is up
 		t.stats.storeRefused.Add(1)
-		t.refusals.note(refused)
+		t.refusals.note(refused.Refused(), err)
 	case ctx.Err() != nil:
 		t.brk.done(err, true)
 	default:

@@ -33,6 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fleetcache/fleetcache/internal/proxy"
+	"github.com/fleetcache/fleetcache/rediscache"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -113,7 +114,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Redis, "redis", "", "Redis `URL`: redis://, rediss://, unix://, or redis://h1:p1?addr=h2:p2 for a cluster; empty starts an embedded Redis on a loopback port")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "`prefix` of every Redis key of this cache; instances sharing it share the cache (default: fleetcache:<hash of the upstream URL>:)")
 	fs.BoolVar(&cfg.Private, "private", false, "be a private (single-user) cache, which may store responses marked private")
-	fs.Int64Var(&cfg.MaxEntries, "max-entries", 0, "cache capacity in `entries`, seeded in Redis when the prefix has none yet (0: 100000)")
+	fs.Int64Var(&cfg.MaxEntries, "max-entries", 0, "cache capacity in `entries`, seeded in Redis when the prefix has none yet (0: "+fmt.Sprint(rediscache.DefaultMaxEntries)+")")
 	fs.Int64Var(&cfg.MaxEntryBytes, "max-entry-bytes", 0, "largest body stored, in `bytes`; larger ones stream through uncached (0: 8 MiB)")
 	fs.StringVar(&cfg.HealthPath, "health-path", proxy.DefaultHealthPath, "`path` answered with 200 ok (and PATH/stats with JSON counters) instead of being proxied")
 	logLevel := fs.String("log-level", "info", "`level`: debug, info, warn or error; debug logs one line per request")

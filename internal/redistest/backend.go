@@ -23,10 +23,7 @@ type Backend struct {
 var (
 	// RealServer is a redis-server process: the proof that a Redis path
 	// works, since miniredis accepts replies and arguments Redis refuses.
-	RealServer = Backend{Name: "redis-server", Start: func(t testing.TB) *Redis {
-		s := Server(t)
-		return &Redis{Backend: "redis-server", URL: "redis://" + s.Addr(), Client: s.Client(t), srv: s}
-	}}
+	RealServer = Backend{Name: "redis-server", Start: func(t testing.TB) *Redis { return ServerWith(t) }}
 	// Miniredis is the in-process fake that users' own tests and the
 	// sidecar's embedded default run on: fleetcache must work there too.
 	Miniredis = Backend{Name: "miniredis", Start: func(t testing.TB) *Redis {
@@ -46,6 +43,14 @@ var (
 	}}
 )
 
+// ServerWith starts a redis-server configured as an operator might run it,
+// with extra command-line arguments ("--maxmemory", "8mb", ...).
+func ServerWith(t testing.TB, args ...string) *Redis {
+	t.Helper()
+	s := start(t, args)
+	return &Redis{Backend: "redis-server", URL: "redis://" + s.Addr(), Client: s.Client(t), srv: s}
+}
+
 // Backends is what every test of a Redis path runs on: a real redis-server
 // and miniredis. Tests that involve keys spread over slots or pub/sub add
 // RealCluster.
@@ -53,6 +58,10 @@ var Backends = []Backend{RealServer, Miniredis}
 
 // WithCluster is Backends and RealCluster.
 var WithCluster = []Backend{RealServer, Miniredis, RealCluster}
+
+// Real is the real deployments, for tests of what miniredis does not model
+// (other processes, crashes, the cluster's routing).
+var Real = []Backend{RealServer, RealCluster}
 
 // Run runs test once on each backend, as a subtest named after it.
 func Run(t *testing.T, backends []Backend, test func(t *testing.T, r *Redis)) {
@@ -101,7 +110,8 @@ func (r *Redis) NewClient(t testing.TB, opts redis.UniversalOptions) redis.Unive
 	return c
 }
 
-// Kill stops the instance at once, as a crash would.
+// Kill stops the instance at once (every node of a cluster), as a crash
+// would.
 func (r *Redis) Kill(t testing.TB) {
 	t.Helper()
 	switch {
@@ -110,7 +120,9 @@ func (r *Redis) Kill(t testing.TB) {
 	case r.mini != nil:
 		r.mini.Close()
 	default:
-		t.Fatal("redistest: Kill of a cluster is not supported")
+		for _, n := range r.cluster.Nodes {
+			n.Kill()
+		}
 	}
 }
 
