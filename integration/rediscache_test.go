@@ -76,12 +76,17 @@ func checkIndex(t *testing.T, c redis.UniversalClient, prefix string, shards int
 	indexed := map[string]bool{}
 	for s := range shards {
 		tag := "{" + prefix + strconv.Itoa(s) + "}"
-		lru, sz, st := prefix+"lru:"+tag, prefix+"sz:"+tag, prefix+"st:"+tag
+		lru, ix, st := prefix+"lru:"+tag, prefix+"ix:"+tag, prefix+"st:"+tag
 		members, err := c.ZRange(ctx, lru, 0, -1).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		sizes := c.HGetAll(ctx, sz).Val()
+		// ix records are "<member>:<size>", where a member is
+		// "<url-hash>:<variant-hash>".
+		sizes := map[string]string{}
+		for _, r := range c.ZRange(ctx, ix, 0, -1).Val() {
+			sizes[r[:33]] = r[34:]
+		}
 		if len(sizes) != len(members) {
 			t.Errorf("shard %d: %d members, %d sizes", s, len(members), len(sizes))
 		}
@@ -383,7 +388,7 @@ func TestRedisCache_MemoryPerEntry(t *testing.T) {
 			}
 			for i := range shards {
 				tag := "{mem:" + strconv.Itoa(i) + "}"
-				for _, k := range []string{"mem:lru:" + tag, "mem:sz:" + tag, "mem:st:" + tag} {
+				for _, k := range []string{"mem:lru:" + tag, "mem:ix:" + tag, "mem:st:" + tag} {
 					index += c.MemoryUsage(ctx, k, 0).Val()
 				}
 			}

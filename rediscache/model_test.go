@@ -2,9 +2,12 @@ package rediscache
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fleetcache/fleetcache/internal/redisfail"
 	"github.com/fleetcache/fleetcache/internal/redistest"
 	"github.com/fleetcache/fleetcache/policy"
 )
@@ -38,7 +42,7 @@ func TestStore_Model(t *testing.T) {
 			t.Logf("reproduce with: go test -run 'TestStore_Model$' ./rediscache/ -seed=%d", seed)
 		}
 	})
-	m := newModel(t, redistest.RealServer.Start(t), seed)
+	m := newModel(t, redistest.RealServer.Start(t), seed, modelOpts)
 	if *soak > 0 {
 		for deadline := time.Now().Add(*soak); time.Now().Before(deadline); {
 			m.step()
@@ -53,6 +57,121 @@ func TestStore_Model(t *testing.T) {
 		seed, m.steps, m.puts, m.hits, m.lastStats.Evictions, m.lastStats.Expired, m.retunes)
 }
 
+// TestStore_ModelEvictingRedis runs the model on a Redis that evicts keys
+// of its own accord (maxmemory with allkeys-lru), which may drop entries and
+// any part of the bookkeeping at any step. Values served must still be the
+// latest written; once Redis stops evicting, the writes that follow must
+// heal the bookkeeping until it is exact again.
+func TestStore_ModelEvictingRedis(t *testing.T) {
+	seed := *modelSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reproduce with: go test -run 'TestStore_ModelEvictingRedis$' ./rediscache/ -seed=%d", seed)
+		}
+	})
+	r := redistest.ServerWith(t, "--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru", "--maxmemory-samples", "3")
+	m := newModel(t, r, seed, Options{Prefix: "m:", MaxEntries: 100_000, MaxBytes: 1 << 30, Shards: 3, MaxVariants: 3})
+	m.evicting, m.bodyMax = true, 60<<10
+	steps := 600
+	if *soak > 0 {
+		steps = 6000
+	}
+	for range steps {
+		m.step()
+	}
+	var before int64
+	for _, sh := range m.shards() {
+		before += r.Client.ZCard(context.Background(), sh.lru).Val()
+	}
+	m.heal()
+	t.Logf("seed %d: %d steps, %d puts, %d hits; %d entries indexed when Redis stopped evicting, %d orphans",
+		seed, m.steps, m.puts, m.hits, before, m.orphans)
+}
+
+// orphaned reports whether the entry of url and variant has neither an lru
+// member nor an ix record.
+func (m *model) orphaned(url, variant string) bool {
+	r := refOf(m.shards(), url, variant)
+	_, inIx := sizes(m.r.Client, r.sh)[r.member()]
+	return !inIx && m.r.Client.ZScore(context.Background(), r.sh.lru, r.member()).Err() != nil
+}
+
+// lose drops a key of the bookkeeping as an evicting Redis may (it evicts
+// whole keys): its LRU order keeps the index keys hot, so the test drops
+// them itself (the config, a shard's lru, ix or st, a v: key) to exercise
+// the repairs.
+func (m *model) lose() {
+	ctx := context.Background()
+	c := m.r.Client
+	sh := m.shards()[m.rnd.IntN(len(m.shards()))]
+	var err error
+	switch m.rnd.IntN(5) {
+	case 0:
+		err = c.Del(ctx, "m:config").Err()
+	case 1:
+		err = c.Del(ctx, sh.lru).Err()
+	case 2:
+		err = c.Del(ctx, sh.ix).Err()
+	case 3:
+		err = c.Del(ctx, sh.st).Err()
+	default:
+		for _, k := range m.r.Keys(m.t) {
+			if strings.HasPrefix(k, sh.vary) {
+				err = c.Del(ctx, k).Err()
+				break
+			}
+		}
+	}
+	m.check(err, "lose")
+}
+
+// heal stops Redis evicting and writes to every shard until the sweep has
+// covered it three times over, and then holds the model to the exact
+// bookkeeping.
+func (m *model) heal() {
+	ctx := context.Background()
+	c := m.r.Client
+	m.check(c.ConfigSet(ctx, "maxmemory", "0").Err(), "CONFIG SET maxmemory")
+	// The worst Redis can leave at once: every kind of bookkeeping key
+	// gone somewhere.
+	sh := m.shards()
+	m.check(c.Del(ctx, "m:config", sh[0].lru, sh[1].ix, sh[2].st).Err(), "drop the bookkeeping")
+	var largest int64
+	for _, sh := range m.shards() {
+		largest = max(largest, c.ZCard(ctx, sh.lru).Val(), c.ZCard(ctx, sh.ix).Val())
+	}
+	want := 3*((largest+sweepBatch-1)/sweepBatch) + 3
+	start := slices.Clone(m.written)
+	healed := func() bool {
+		for i := range start {
+			if m.written[i]-start[i] < want {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; !healed(); i++ {
+		m.concurrently([]op{m.fillerPut(i)})
+	}
+	// Entries whose lru and ix records were both evicted cannot be found
+	// without a scan of the keyspace, which the store never does: they are
+	// left to expire by TTL. Count them before the exact checks.
+	for _, k := range m.r.Keys(m.t) {
+		if sh, rest, ok := m.split(k, func(sh *shard) string { return sh.entry }); ok {
+			if _, inIx := sizes(c, sh)[rest]; !inIx && c.ZScore(ctx, sh.lru, rest).Err() != nil {
+				m.orphans++
+			}
+		}
+	}
+	m.evicting, m.lossy = false, true
+	m.lastStats.Evictions = math.MinInt64 / 2 // what vanished before is not this step's to explain
+	clear(m.entries)
+	m.verify()
+}
+
 // modelOpts is a cache small enough that eviction, the variant limit and
 // the byte limit all come into play.
 var modelOpts = Options{Prefix: "m:", MaxEntries: 24, MaxBytes: 24 << 10, Shards: 3, MaxVariants: 3}
@@ -65,6 +184,7 @@ const (
 var modelEncodings = []string{"gzip", "br", "zstd", "identity", "deflate"}
 
 type model struct {
+	opts   Options
 	t      *testing.T
 	rnd    *rand.Rand
 	r      *redistest.Redis
@@ -80,6 +200,13 @@ type model struct {
 	maxEntries                 int64   // what config holds now
 	written                    []int64 // per shard: write count, for the sweep bound
 	dead                       map[string]deadMember
+	bodyMax                    int
+	// evicting: Redis evicts keys of its own accord (allkeys-lru), so
+	// entries and bookkeeping may vanish at any step; only the values
+	// served are checked until the end, when the bookkeeping must heal.
+	evicting bool
+	lossy    bool // Redis dropped keys of the bookkeeping at some point
+	orphans  int  // entries whose every index record Redis evicted
 }
 
 type modelEntry struct {
@@ -94,17 +221,18 @@ type deadMember struct {
 	bound  int64 // writes after which the sweep must have removed it
 }
 
-func newModel(t *testing.T, r *redistest.Redis, seed uint64) *model {
+func newModel(t *testing.T, r *redistest.Redis, seed uint64, opts Options) *model {
 	m := &model{
-		t: t, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), r: r,
+		t: t, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), r: r, opts: opts,
 		clk:        &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
 		entries:    map[string]modelEntry{},
 		dead:       map[string]deadMember{},
-		maxEntries: modelOpts.MaxEntries,
+		maxEntries: opts.MaxEntries,
+		bodyMax:    1500,
 	}
 	// Two instances with clients of their own, as two processes would.
 	for i := range m.stores {
-		s, err := New(r.NewClient(t, redis.UniversalOptions{}), modelOpts)
+		s, err := New(r.NewClient(t, redis.UniversalOptions{}), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +243,8 @@ func newModel(t *testing.T, r *redistest.Redis, seed uint64) *model {
 	if _, err := m.stores[0].load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	m.written = make([]int64, modelOpts.Shards)
+	m.written = make([]int64, opts.Shards)
+	m.dead = map[string]deadMember{}
 	return m
 }
 
@@ -142,8 +271,10 @@ func (m *model) step() {
 		m.concurrently(ops)
 	case n < 91:
 		m.advance([]time.Duration{time.Minute, 10 * time.Minute, time.Hour, 3 * time.Hour}[m.rnd.IntN(4)])
-	case n < 97:
+	case n < 97 && !m.evicting: // an operator retunes a Redis that has room
 		m.retune()
+	case n < 97:
+		m.lose()
 	default:
 		m.check(m.store().Clear(context.Background()), "Clear")
 		m.mu.Lock()
@@ -176,7 +307,7 @@ func (m *model) randomOp(i int) op {
 	switch n := m.rnd.IntN(100); {
 	case n < 55:
 		m.gen++
-		body := fmt.Sprintf("%s %s #%d ", u, variant, m.gen) + strings.Repeat("x", m.rnd.IntN(1500))
+		body := fmt.Sprintf("%s %s #%d ", u, variant, m.gen) + strings.Repeat("x", m.rnd.IntN(m.bodyMax))
 		ttl := []time.Duration{10 * time.Minute, time.Hour, 6 * time.Hour, 48 * time.Hour}[m.rnd.IntN(4)]
 		explicit := m.rnd.IntN(2) == 0
 		sh := m.shardOf(u)
@@ -191,6 +322,9 @@ func (m *model) randomOp(i int) op {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			key := u + "\x00" + variant
+			if m.refusedForMemory(err) {
+				return nil // refused whole: the entry is as it was
+			}
 			if kept {
 				m.entries[key] = modelEntry{url: u, variant: variant, body: body, expires: m.clk.Now().Add(ttl), wall: time.Now()}
 			} else {
@@ -211,6 +345,9 @@ func (m *model) randomOp(i int) op {
 			case got == nil:
 				// Checked by verify: a miss the model cannot explain shows
 				// as an entry the model holds and Redis does not.
+			case !ok && m.evicting && m.orphaned(u, variant):
+				// Redis dropped both of its index records: no purge can
+				// find it until it expires (docs/store.md).
 			case !ok:
 				m.t.Errorf("step %d: Get(%s, %q) = %.40q, the model holds nothing", m.steps, u, variant, got.Body)
 			case string(got.Body) != want.body:
@@ -272,7 +409,7 @@ func (m *model) retune() {
 		_, err := s.currentLimits(ctx)
 		m.check(err, "read limits")
 	}
-	perShard := max(n/int64(modelOpts.Shards), 1)
+	perShard := max(n/int64(m.opts.Shards), 1)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		over := false
@@ -292,9 +429,16 @@ func (m *model) retune() {
 	}
 }
 
+// refusedForMemory reports whether err is Redis refusing a write for want
+// of memory, which an evicting Redis does when eviction cannot keep up.
+func (m *model) refusedForMemory(err error) bool {
+	var r *redisfail.Refused
+	return m.evicting && errors.As(err, &r) && r.Refused() == "OOM"
+}
+
 func (m *model) check(err error, what string) {
 	m.t.Helper()
-	if err != nil {
+	if err != nil && !m.refusedForMemory(err) {
 		m.t.Fatalf("step %d: %s: %v", m.steps, what, err)
 	}
 }
@@ -307,6 +451,9 @@ func (m *model) verify() {
 	c := m.r.Client
 	st, err := m.stores[0].Stats(ctx)
 	m.check(err, "Stats")
+	if err != nil {
+		st = m.lastStats
+	}
 	evicted := st.Evictions - m.lastStats.Evictions
 
 	// Entries the model holds: present with the latest value, or gone for
@@ -333,6 +480,10 @@ func (m *model) verify() {
 			gone++
 		}
 	}
+	if m.evicting {
+		m.lastStats = st
+		return
+	}
 	if gone > evicted {
 		t.Fatalf("step %d: %d entries gone that neither expired nor were evicted (%d evictions)", m.steps, gone, evicted)
 	}
@@ -344,6 +495,9 @@ func (m *model) verify() {
 	for _, k := range m.r.Keys(t) {
 		if sh, rest, ok := m.split(k, func(sh *shard) string { return sh.entry }); ok {
 			if c.ZScore(ctx, sh.lru, rest).Err() != nil {
+				if _, inIx := sizes(c, sh)[rest]; !inIx && m.orphans > 0 {
+					continue // Redis evicted its records: it expires by its TTL
+				}
 				t.Fatalf("step %d: entry %s is not indexed", m.steps, k)
 			}
 			live[k] = true
@@ -352,7 +506,7 @@ func (m *model) verify() {
 	perShard := m.stores[0].limits.Load().maxEntries
 	for i, sh := range shards {
 		ms := c.ZRange(ctx, sh.lru, 0, -1).Val()
-		sizes := c.HGetAll(ctx, sh.sz).Val()
+		sizes := sizes(c, &sh)
 		if len(ms) != len(sizes) {
 			t.Fatalf("step %d: shard %d indexes %d members and %d sizes", m.steps, i, len(ms), len(sizes))
 		}
@@ -416,20 +570,25 @@ func (m *model) verify() {
 		if !ok {
 			continue
 		}
-		for v := range c.HGetAll(ctx, k).Val() {
-			if v == "vary" {
-				continue
-			}
-			entry := sh.entry + urlHash + ":" + v
-			if c.ZScore(ctx, sh.lru, urlHash+":"+v).Err() != nil {
-				t.Fatalf("step %d: %s lists %s, which is not indexed", m.steps, k, v)
-			}
-			if et := c.PTTL(ctx, entry).Val(); et > ttl+time.Second {
-				t.Fatalf("step %d: %s expires in %v, before its variant %s (%v)", m.steps, k, ttl, v, et)
+		records := c.ZRangeByLex(ctx, sh.ix, &redis.ZRangeBy{Min: "[" + urlHash + ":", Max: "(" + urlHash + ";"}).Val()
+		if len(records) == 0 && !m.lossy {
+			// Once Redis dropped a shard's ix, a v: key may outlive its
+			// variants, until its own TTL.
+			t.Fatalf("step %d: %s outlived every variant of its URL", m.steps, k)
+		}
+		for _, r := range records {
+			if et := c.PTTL(ctx, sh.entry+r[:33]).Val(); et > ttl+time.Second {
+				t.Fatalf("step %d: %s expires in %v, before its variant %s (%v)", m.steps, k, ttl, r[:33], et)
 			}
 		}
-		if n := c.HLen(ctx, k).Val() - 1; n > int64(modelOpts.MaxVariants) {
-			t.Fatalf("step %d: %s lists %d variants, more than %d", m.steps, k, n, modelOpts.MaxVariants)
+	}
+	// No URL keeps more variants than its limit.
+	for _, sh := range shards {
+		perURL := map[string]int{}
+		for _, r := range c.ZRange(ctx, sh.ix, 0, -1).Val() {
+			if perURL[r[:16]]++; perURL[r[:16]] > m.opts.MaxVariants {
+				t.Fatalf("step %d: URL %s has more than %d variants", m.steps, r[:16], m.opts.MaxVariants)
+			}
 		}
 	}
 	m.lastStats = st
@@ -445,7 +604,7 @@ func (m *model) bookkeeping(k string) bool {
 		return true
 	}
 	for _, sh := range m.shards() {
-		if k == sh.lru || k == sh.sz || k == sh.st {
+		if k == sh.lru || k == sh.ix || k == sh.st {
 			return true
 		}
 	}

@@ -17,10 +17,13 @@ import (
 //
 //	lru  sorted set: member -> last use in ms (+ explicitScore for entries with
 //	     explicit freshness, so that all others are evicted first)
-//	sz   hash: member -> size of the entry in bytes, so that the byte total
-//	     stays right when an entry has expired on its own
-//	st   hash: bytes (total of sz), evictions, expired (counters for Stats),
-//	     cursor (the LRU score where the expiry sweep resumes)
+//	ix   sorted set, every score 0: "<member>:<size in bytes>", so that a
+//	     URL's variants are one ZRANGEBYLEX away (a purge needs no other
+//	     record of them) and the byte total stays right when an entry has
+//	     expired on its own
+//	st   hash: bytes (total of the sizes), evictions, expired (counters for
+//	     Stats), cursor (the LRU score where the expiry sweep resumes),
+//	     lexcursor (where the repair of lost lru members resumes)
 //
 // Rules every script keeps, because Redis runs a script to its end without
 // undoing what it wrote when a command fails half way:
@@ -35,6 +38,13 @@ import (
 //   - Numbers go to Redis through num, which writes integers as integers:
 //     Lua's own formatting gives "-0" for a negated zero and "1e+15" for large
 //     values, and Redis refuses both where it wants an integer.
+//
+// Under a maxmemory-policy that evicts (allkeys-lru and kin) Redis may drop
+// any of these keys. The scripts repair what it leaves: an index member
+// whose entry is gone is dropped by the sweep, one that lost its size
+// record gets it back from the entry, the byte total is summed again when
+// st is lost, and members that lost their lru record are found again by a
+// walk of ix while the two disagree.
 
 // luaLib is the prelude the scripts share.
 const luaLib = `
@@ -58,39 +68,69 @@ local function add(st, field, n)
 	if n ~= 0 then redis.call('HINCRBY', st, field, num(n)) end
 end
 
+-- within returns the ZRANGEBYLEX bounds of the ix records starting with p.
+local function within(p)
+	return '[' .. p .. ':', '(' .. p .. ';'
+end
+
+-- record returns m's ix record and the size it holds, or nil and 0.
+local function record(ix, m)
+	local lo, hi = within(m)
+	local r = redis.call('ZRANGEBYLEX', ix, lo, hi, 'LIMIT', 0, 1)[1]
+	if not r then return nil, 0 end
+	return r, tonumber(string.sub(r, #m + 2)) or 0
+end
+
 -- drop removes member m from the index and returns its recorded size.
-local function drop(lru, sz, m)
+local function drop(lru, ix, m)
 	redis.call('ZREM', lru, m)
-	local n = redis.call('HGET', sz, m)
-	if not n then return 0 end
-	redis.call('HDEL', sz, m)
-	return tonumber(n) or 0
+	local r, n = record(ix, m)
+	if r then redis.call('ZREM', ix, r) end
+	return n
 end
 
--- forget removes m's entry, its index records and its field in its URL's
--- v: key (deleted with its last variant), and returns the size dropped.
-local function forget(lru, sz, eprefix, vprefix, m)
+-- forget removes m's entry and its index records, and the URL's v: key with
+-- its last variant, and returns the size dropped.
+local function forget(lru, ix, eprefix, vprefix, m)
 	redis.call('UNLINK', eprefix .. m)
-	local vary = vprefix .. string.sub(m, 1, 16)
-	if redis.call('HDEL', vary, string.sub(m, 18)) == 1 and redis.call('HLEN', vary) <= 1 then
-		redis.call('UNLINK', vary)
+	local n = drop(lru, ix, m)
+	local url = string.sub(m, 1, 16)
+	if redis.call('ZLEXCOUNT', ix, within(url)) == 0 then
+		redis.call('UNLINK', vprefix .. url)
 	end
-	return drop(lru, sz, m)
+	return n
 end
 
--- evict pops least recently used members while the shard is over its
+-- evict forgets least recently used members while the shard is over its
 -- limits, at most limit of them, and returns the byte total and how many
 -- it evicted.
-local function evict(lru, sz, eprefix, vprefix, maxn, maxb, bytes, limit)
+local function evict(lru, ix, eprefix, vprefix, maxn, maxb, bytes, limit)
 	local n = redis.call('ZCARD', lru)
 	local evicted = 0
 	while n > 0 and (n > maxn or bytes > maxb) and evicted < limit do
 		local m = redis.call('ZRANGE', lru, 0, 0)[1]
-		bytes = bytes - forget(lru, sz, eprefix, vprefix, m)
+		bytes = bytes - forget(lru, ix, eprefix, vprefix, m)
 		n = n - 1
 		evicted = evicted + 1
 	end
 	return bytes, evicted
+end
+
+-- sum adds up the sizes ix records.
+local function sum(ix)
+	local b = 0
+	for _, r in ipairs(redis.call('ZRANGE', ix, 0, -1)) do
+		b = b + (tonumber(string.sub(r, 35)) or 0)
+	end
+	return b
+end
+
+-- total returns the shard's byte total, summed again from ix when Redis
+-- lost it (or it went wrong): each write then keeps it exact.
+local function total(ix, st)
+	local b = tonumber(redis.call('HGET', st, 'bytes') or '')
+	if b and b >= 0 then return b end
+	return sum(ix)
 end
 `
 
@@ -100,51 +140,55 @@ end
 // shard, or earlier when eviction reaches it.
 const sweepBatch = 8
 
-// putScript stores one entry, indexes it, records its variant, sweeps a few
-// index members for expired entries and evicts while the shard is over its
-// limits.
+// putScript stores one entry, indexes it, records its URL's Vary names,
+// keeps the URL within its variant limit, sweeps a few index members for
+// expired entries (repairing what an evicting Redis left of the index) and
+// evicts while the shard is over its limits.
 //
-//	KEYS: entry, vary (v:), lru, sz, st
+//	KEYS: entry, vary (v:), lru, ix, st
 //	ARGV: member, value, ttl ms, score, max entries, max bytes, Vary names
 //	      (comma separated), entry key prefix, v: key prefix, publish command
 //	      ("" = none), fill channel, max variants per URL
 //
 // It returns the number of entries evicted.
 var putScript = redis.NewScript(luaLib + `
-local entry, vary, lru, sz, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local entry, vary, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, value, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local maxn, maxb, eprefix, vprefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[8], ARGV[9]
-local err = wrongType({vary, 'hash', lru, 'zset', sz, 'hash', st, 'hash'})
+local err = wrongType({vary, 'hash', lru, 'zset', ix, 'zset', st, 'hash'})
 if err then return err end
 
 redis.call('SET', entry, value, 'PX', ttl)
-local bytes = tonumber(redis.call('HGET', st, 'bytes') or '0') or 0
-bytes = bytes - drop(lru, sz, member) + #value
+local bytes = total(ix, st) - drop(lru, ix, member) + #value
 redis.call('ZADD', lru, ARGV[4], member)
-redis.call('HSET', sz, member, #value)
+redis.call('ZADD', ix, 0, member .. ':' .. #value)
 
--- The v: key exists only for URLs that vary (or once did): it lists the
--- variants for Purge and the Vary names for a caller that guessed wrong.
--- A URL keeps at most max variants: past it, its least recently used
--- variant goes, so that a client choosing header values cannot grow it.
-local evicted = 0
-local variant = string.sub(member, 18)
+-- The v: key exists only for URLs that vary (or once did): it holds the
+-- Vary names for a caller that guessed the variant wrong.
 if ARGV[7] ~= '' or redis.call('EXISTS', vary) == 1 then
 	redis.call('HSET', vary, 'vary', ARGV[7])
-	if redis.call('HSET', vary, variant, '1') == 1 and redis.call('HLEN', vary) - 1 > tonumber(ARGV[12]) then
-		local url, oldest, oldestScore = string.sub(member, 1, 17), nil, nil
-		for _, v in ipairs(redis.call('HKEYS', vary)) do
-			if v ~= 'vary' and v ~= variant then
-				local s = tonumber(redis.call('ZSCORE', lru, url .. v)) or -1
-				if not oldest or s < oldestScore then oldest, oldestScore = v, s end
-			end
-		end
-		bytes = bytes - forget(lru, sz, eprefix, vprefix, url .. oldest)
-		evicted = evicted + 1
-	end
 	if redis.call('PTTL', vary) < ttl then
 		redis.call('PEXPIRE', vary, ttl)
 	end
+end
+
+-- A URL keeps at most max variants: past it, its least recently used
+-- variants go, so that a client choosing header values cannot grow it.
+local evicted = 0
+local url = string.sub(member, 1, 16)
+local over = redis.call('ZLEXCOUNT', ix, within(url)) - tonumber(ARGV[12])
+while over > 0 and evicted < 100 do
+	local oldest, oldestScore = nil, nil
+	for _, r in ipairs(redis.call('ZRANGEBYLEX', ix, '[' .. url .. ':', '(' .. url .. ';', 'LIMIT', 0, 1000)) do
+		local m = string.sub(r, 1, 33)
+		if m ~= member then
+			local s = tonumber(redis.call('ZSCORE', lru, m)) or -1
+			if not oldest or s < oldestScore then oldest, oldestScore = m, s end
+		end
+	end
+	bytes = bytes - forget(lru, ix, eprefix, vprefix, oldest)
+	evicted = evicted + 1
+	over = over - 1
 end
 
 -- The sweep walks the index in score order from where the last write left
@@ -168,22 +212,53 @@ if #members == ` + strconv.Itoa(sweepBatch) + ` then
 		if not seen[m] then members[#members + 1] = m end
 	end
 end
-local expired = 0
+local expired, repaired = 0, false
 for _, m in ipairs(members) do
 	if redis.call('EXISTS', eprefix .. m) == 0 then
-		bytes = bytes - forget(lru, sz, eprefix, vprefix, m)
+		bytes = bytes - forget(lru, ix, eprefix, vprefix, m)
 		expired = expired + 1
+	elseif not record(ix, m) then
+		redis.call('ZADD', ix, 0, m .. ':' .. redis.call('STRLEN', eprefix .. m))
+		repaired = true
 	end
 end
 
+-- Members Redis evicted from lru (but not from ix) are found by walking ix
+-- while the two disagree, and put back at the bottom of the LRU order, or
+-- forgotten when their entry is gone too.
+local lexcursor = redis.call('HGET', st, 'lexcursor') or ''
+if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
+	local lo = '-'
+	if lexcursor ~= '' then lo = '(' .. lexcursor end
+	local recs = redis.call('ZRANGEBYLEX', ix, lo, '+', 'LIMIT', 0, ` + strconv.Itoa(sweepBatch) + `)
+	lexcursor = recs[#recs] or ''
+	repaired = true
+	for _, r in ipairs(recs) do
+		local m = string.sub(r, 1, 33)
+		if not redis.call('ZSCORE', lru, m) then
+			if redis.call('EXISTS', eprefix .. m) == 1 then
+				redis.call('ZADD', lru, 0, m)
+			else
+				bytes = bytes - forget(lru, ix, eprefix, vprefix, m)
+				expired = expired + 1
+			end
+		end
+	end
+end
+-- A repair means Redis dropped part of the bookkeeping, and the byte
+-- total may be off by what it dropped: sum it again. So does the end of
+-- each pass of the sweep, which catches what no repair saw (an entry whose
+-- every record Redis dropped) at the cost of one read of ix per pass.
+if repaired or cursor == '' then bytes = sum(ix) end
+
 local more
-bytes, more = evict(lru, sz, eprefix, vprefix, maxn, maxb, bytes, math.huge)
+bytes, more = evict(lru, ix, eprefix, vprefix, maxn, maxb, bytes, math.huge)
 evicted = evicted + more
 
-redis.call('HSET', st, 'bytes', num(bytes), 'cursor', cursor)
+redis.call('HSET', st, 'bytes', num(bytes), 'cursor', cursor, 'lexcursor', lexcursor)
 add(st, 'expired', expired)
 add(st, 'evictions', evicted)
-if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], variant) end
+if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], string.sub(member, 18)) end
 return evicted
 `)
 
@@ -192,17 +267,17 @@ return evicted
 // a reader is removed, but not the good one a writer may have put in its
 // place meanwhile.
 //
-//	KEYS: entry, lru, sz, st
+//	KEYS: entry, lru, ix, st
 //	ARGV: member, entry key prefix, v: key prefix, SHA-1 of the value or ""
 var deleteScript = redis.NewScript(luaLib + `
-local entry, lru, sz, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local err = wrongType({lru, 'zset', sz, 'hash', st, 'hash'})
+local entry, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
 if err then return err end
 if ARGV[4] ~= '' then
 	local v = redis.call('GET', entry)
 	if not v or redis.sha1hex(v) ~= ARGV[4] then return 0 end
 end
-add(st, 'bytes', -forget(lru, sz, ARGV[2], ARGV[3], ARGV[1]))
+add(st, 'bytes', -forget(lru, ix, ARGV[2], ARGV[3], ARGV[1]))
 return 1
 `)
 
@@ -210,55 +285,61 @@ return 1
 // with many variants never holds Redis for long.
 const purgeBatch = 100
 
-// purgeScript deletes every variant of one URL: the one without Vary, which
-// has no v: key, and those its v: key lists, about purgeBatch a call (an
-// HSCAN step from cursor ARGV[5]). It returns the cursor to go on from and
-// how many variants the v: key still lists; Purge calls it until none.
+// purgeScript deletes up to purgeBatch variants of one URL, found in ix, and
+// returns how many it still has; Purge calls it until none.
 //
-//	KEYS: vary (v:), lru, sz, st
-//	ARGV: url hash, entry key prefix, v: key prefix, variant hash of the
-//	      empty variant, HSCAN cursor
+//	KEYS: lru, ix, st
+//	ARGV: url hash, entry key prefix, v: key prefix
 var purgeScript = redis.NewScript(luaLib + `
-local vary, lru, sz, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local err = wrongType({vary, 'hash', lru, 'zset', sz, 'hash', st, 'hash'})
+local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
 if err then return err end
 local url, eprefix, vprefix = ARGV[1], ARGV[2], ARGV[3]
-local bytes = forget(lru, sz, eprefix, vprefix, url .. ':' .. ARGV[4])
-local scan = redis.call('HSCAN', vary, ARGV[5], 'COUNT', ` + strconv.Itoa(purgeBatch) + `)
-for i = 1, #scan[2], 2 do
-	if scan[2][i] ~= 'vary' then
-		bytes = bytes + forget(lru, sz, eprefix, vprefix, url .. ':' .. scan[2][i])
-	end
+local lo, hi = within(url)
+local bytes = 0
+for _, r in ipairs(redis.call('ZRANGEBYLEX', ix, lo, hi, 'LIMIT', 0, ` + strconv.Itoa(purgeBatch) + `)) do
+	bytes = bytes + forget(lru, ix, eprefix, vprefix, string.sub(r, 1, 33))
 end
+-- When Redis dropped ix records (an evicting maxmemory-policy), the URL's
+-- variants are looked for in lru too, which costs a scan of the shard's
+-- index but only while the two disagree.
+if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
+	local cursor = '0'
+	repeat
+		local scan = redis.call('ZSCAN', lru, cursor, 'MATCH', url .. ':*', 'COUNT', 1000)
+		cursor = scan[1]
+		for i = 1, #scan[2], 2 do
+			bytes = bytes + forget(lru, ix, eprefix, vprefix, scan[2][i])
+		end
+	until cursor == '0'
+end
+redis.call('UNLINK', vprefix .. url)
 add(st, 'bytes', -bytes)
--- forget deletes the v: key with its last variant; one that only says
--- "vary" goes too.
-local left = redis.call('HLEN', vary) - 1
-if left <= 0 then
-	redis.call('UNLINK', vary)
-	left = 0
-end
-return {scan[1], left}
+return redis.call('ZLEXCOUNT', ix, lo, hi)
 `)
 
-// clearScript deletes up to ARGV[3] entries of a shard, oldest first, with
-// their URLs' v: keys, and returns how many entries the shard still indexes.
-// Clear calls it until that is zero, so that Redis never blocks on one long
-// script.
+// clearScript deletes up to ARGV[3] entries of a shard, oldest first, and
+// then any ix records without an lru member, and returns how many records
+// the shard still holds. Clear calls it until that is zero, so that Redis
+// never blocks on one long script.
 //
-//	KEYS: lru, sz, st
+//	KEYS: lru, ix, st
 //	ARGV: entry key prefix, v: key prefix, batch size
 var clearScript = redis.NewScript(luaLib + `
-local lru, sz, st = KEYS[1], KEYS[2], KEYS[3]
-local err = wrongType({lru, 'zset', sz, 'hash', st, 'hash'})
+local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
 if err then return err end
+local n = tonumber(ARGV[3])
 local bytes = 0
-for _, m in ipairs(redis.call('ZRANGE', lru, 0, tonumber(ARGV[3]) - 1)) do
-	redis.call('UNLINK', ARGV[2] .. string.sub(m, 1, 16))
-	bytes = bytes + forget(lru, sz, ARGV[1], ARGV[2], m)
+local batch = redis.call('ZRANGE', lru, 0, n - 1)
+if #batch == 0 then
+	for _, r in ipairs(redis.call('ZRANGE', ix, 0, n - 1)) do batch[#batch + 1] = string.sub(r, 1, 33) end
+end
+for _, m in ipairs(batch) do
+	bytes = bytes + forget(lru, ix, ARGV[1], ARGV[2], m)
 end
 add(st, 'bytes', -bytes)
-return redis.call('ZCARD', lru)
+return redis.call('ZCARD', lru) + redis.call('ZCARD', ix)
 `)
 
 // trimBatch bounds the entries one trim script evicts.
@@ -267,17 +348,19 @@ const trimBatch = 500
 // trimScript evicts up to trimBatch least recently used entries while the
 // shard is over the limits, and returns 1 when it is still over them.
 //
-//	KEYS: lru, sz, st
+//	KEYS: lru, ix, st
 //	ARGV: max entries, max bytes, entry key prefix, v: key prefix
 var trimScript = redis.NewScript(luaLib + `
-local lru, sz, st = KEYS[1], KEYS[2], KEYS[3]
-local err = wrongType({lru, 'zset', sz, 'hash', st, 'hash'})
+local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
 if err then return err end
 local maxn, maxb = tonumber(ARGV[1]), tonumber(ARGV[2])
-local before = tonumber(redis.call('HGET', st, 'bytes') or '0') or 0
-local bytes, evicted = evict(lru, sz, ARGV[3], ARGV[4], maxn, maxb, before, ` + strconv.Itoa(trimBatch) + `)
-add(st, 'bytes', bytes - before)
-add(st, 'evictions', evicted)
+local before = total(ix, st)
+local bytes, evicted = evict(lru, ix, ARGV[3], ARGV[4], maxn, maxb, before, ` + strconv.Itoa(trimBatch) + `)
+if evicted > 0 then
+	redis.call('HSET', st, 'bytes', num(bytes))
+	add(st, 'evictions', evicted)
+end
 if redis.call('ZCARD', lru) > maxn or bytes > maxb then return 1 end
 return 0
 `)

@@ -94,7 +94,7 @@ func TestScripts_ForeignKeyFailsTheCallAndChangesNothing(t *testing.T) {
 		const u = "https://example.com/x"
 		f.put(t, response("https://example.com/before", "b"), time.Hour, true)
 		sh := (*f.s.shards.Load())[0]
-		if err := f.c.Set(ctx, sh.sz, "foreign", 0).Err(); err != nil {
+		if err := f.c.Set(ctx, sh.ix, "foreign", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 		keysBefore := len(f.r.Keys(t))
@@ -140,7 +140,7 @@ func (f *fixture) checkIndexLive(t *testing.T) {
 	ctx := context.Background()
 	for _, sh := range *f.s.shards.Load() {
 		members := f.c.ZRange(ctx, sh.lru, 0, -1).Val()
-		sizes := f.c.HGetAll(ctx, sh.sz).Val()
+		sizes := sizes(f.c, &sh)
 		if len(members) != len(sizes) {
 			t.Errorf("%s: %d members, %d sizes", sh.lru, len(members), len(sizes))
 		}

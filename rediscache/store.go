@@ -144,7 +144,7 @@ type limits struct {
 // shard holds the key names of one index shard, built once.
 type shard struct {
 	entry, vary, lock, hfm, fill string // prefixes, followed by the URL hash
-	lru, sz, st                  string
+	lru, ix, st                  string
 }
 
 // layout returns the key names of n shards.
@@ -165,7 +165,7 @@ func newShard(prefix string, s int) shard {
 		hfm:   prefix + "hfm:" + tag + ":",
 		fill:  prefix + "fill:" + tag + ":",
 		lru:   prefix + "lru:" + tag,
-		sz:    prefix + "sz:" + tag,
+		ix:    prefix + "ix:" + tag,
 		st:    prefix + "st:" + tag,
 	}
 }
@@ -383,7 +383,7 @@ func (s *Store) trim(ctx context.Context) error {
 	for i := range shards {
 		sh := &shards[i]
 		for {
-			over, err := trimScript.Run(ctx, s.client, []string{sh.lru, sh.sz, sh.st},
+			over, err := trimScript.Run(ctx, s.client, []string{sh.lru, sh.ix, sh.st},
 				lim.maxEntries, lim.maxBytes, sh.entry, sh.vary).Int64()
 			if err != nil {
 				return fmt.Errorf("rediscache: trim: %w", redisfail.Classify(err))
@@ -605,7 +605,7 @@ func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 	}
 	sh := r.sh
 	err = putScript.Run(ctx, s.client,
-		[]string{r.entry, r.vary(), sh.lru, sh.sz, sh.st},
+		[]string{r.entry, r.vary(), sh.lru, sh.ix, sh.st},
 		r.member(), val, ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
 		names, sh.entry, sh.vary, s.publish, sh.fill+r.member()[:16], s.opts.MaxVariants,
 	).Err()
@@ -630,7 +630,7 @@ func (s *Store) Delete(ctx context.Context, url, variant string) error {
 func (s *Store) delete(ctx context.Context, r ref, digest string) error {
 	sh := r.sh
 	err := deleteScript.Run(ctx, s.client,
-		[]string{r.entry, sh.lru, sh.sz, sh.st}, r.member(), sh.entry, sh.vary, digest).Err()
+		[]string{r.entry, sh.lru, sh.ix, sh.st}, r.member(), sh.entry, sh.vary, digest).Err()
 	if err != nil {
 		return fmt.Errorf("rediscache: delete: %w", redisfail.Classify(err))
 	}
@@ -643,21 +643,16 @@ func (s *Store) Purge(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	r := refOf(shards, url, "")
-	sh := r.sh
-	cursor := "0"
+	sh, uh := shardOf(shards, url)
+	urlHash := string(hashHex(nil, uh))
 	for {
-		res, err := purgeScript.Run(ctx, s.client,
-			[]string{r.vary(), sh.lru, sh.sz, sh.st},
-			r.member()[:16], sh.entry, sh.vary, r.member()[17:], cursor).Slice()
+		left, err := purgeScript.Run(ctx, s.client, []string{sh.lru, sh.ix, sh.st}, urlHash, sh.entry, sh.vary).Int64()
 		if err != nil {
 			return fmt.Errorf("rediscache: purge: %w", redisfail.Classify(err))
 		}
-		next, _ := res[0].(string)
-		if left, _ := res[1].(int64); left == 0 {
+		if left == 0 {
 			return nil
 		}
-		cursor = next
 	}
 }
 
@@ -677,7 +672,7 @@ func (s *Store) Clear(ctx context.Context) error {
 		sh := &shards[i]
 		for {
 			left, err := clearScript.Run(ctx, s.client,
-				[]string{sh.lru, sh.sz, sh.st}, sh.entry, sh.vary, clearBatch).Int64()
+				[]string{sh.lru, sh.ix, sh.st}, sh.entry, sh.vary, clearBatch).Int64()
 			if err != nil {
 				return fmt.Errorf("rediscache: clear: %w", redisfail.Classify(err))
 			}
@@ -701,14 +696,18 @@ type Stats struct {
 	Shards               int
 }
 
-// Stats reads the figures: one pipeline of two small commands per shard.
+// Stats reads the figures: the config, then one pipeline of two small
+// commands per shard.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	shards, err := s.load(ctx)
 	if err != nil {
 		return Stats{}, err
 	}
+	c, err := s.readConfig(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("rediscache: stats: %w", err)
+	}
 	pipe := s.client.Pipeline()
-	cfg := pipe.HMGet(ctx, s.configKey(), configFields...)
 	cards := make([]*redis.IntCmd, len(shards))
 	counts := make([]*redis.SliceCmd, len(shards))
 	for i := range shards {
@@ -717,10 +716,6 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Stats{}, fmt.Errorf("rediscache: stats: %w", redisfail.Classify(err))
-	}
-	c, err := parseConfig(cfg.Val())
-	if err != nil {
-		return Stats{}, fmt.Errorf("rediscache: stats: %s: %w", s.configKey(), err)
 	}
 	st := Stats{MaxEntries: c.maxEntries, MaxBytes: c.maxBytes, Shards: len(shards)}
 	for i := range shards {

@@ -97,15 +97,26 @@ func (f *fixture) get(t *testing.T, url, variant string) (*policy.Response, []st
 	return r, vary
 }
 
+// sizes reads a shard's ix records as member -> recorded size.
+func sizes(c redis.UniversalClient, sh *shard) map[string]string {
+	const memberLen = 16 + 1 + 16
+	m := map[string]string{}
+	for _, r := range c.ZRange(context.Background(), sh.ix, 0, -1).Val() {
+		m[r[:memberLen]] = r[memberLen+1:]
+	}
+	return m
+}
+
 // checkIndex asserts the invariants of every shard: the LRU set and the size
-// hash list the same members, the byte total is their sum, and every member's
-// entry exists (the tests that call it have let nothing expire unswept).
+// records list the same members, the byte total is their sum, and every
+// member's entry exists (the tests that call it have let nothing expire
+// unswept).
 func (f *fixture) checkIndex(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
 	for _, sh := range *f.s.shards.Load() {
 		members := f.c.ZRange(ctx, sh.lru, 0, -1).Val()
-		sizes := f.c.HGetAll(ctx, sh.sz).Val()
+		sizes := sizes(f.c, &sh)
 		if len(members) != len(sizes) {
 			t.Errorf("%s: %d members, %d sizes", sh.lru, len(members), len(sizes))
 		}
@@ -759,8 +770,8 @@ func TestStore_VariantsPerURLAreBounded(t *testing.T) {
 			f.get(t, u, variantOf(variant(0))) // used all along: kept
 		}
 		r := refOf(*f.s.shards.Load(), u, "")
-		if n := f.c.HLen(ctx, r.vary()).Val(); n != 6 {
-			t.Errorf("v: key has %d fields, want the Vary names and 5 variants", n)
+		if n := f.c.ZLexCount(ctx, r.sh.ix, "["+r.member()[:16]+":", "("+r.member()[:16]+";").Val(); n != 5 {
+			t.Errorf("the index holds %d variants of the URL, want 5", n)
 		}
 		if st := f.stats(); st.Entries != 5 || st.Evictions != 55 {
 			t.Errorf("stats %+v, want 5 entries and 55 evictions", st)
