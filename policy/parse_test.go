@@ -148,6 +148,21 @@ func TestParse_RFC9110_5_6_7_HTTPDate(t *testing.T) {
 		{"Thursday, 06-Nov-30 08:49:37 GMT", time.Time{}, time.Date(2030, 11, 6, 8, 49, 37, 0, time.UTC), true},
 		{"Sunday, 06-Nov-94 08:49:37 GMT", time.Time{}, want, true},
 		{"Sun, 31 Dec 2023 23:59:60 GMT", ref, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), true}, // leap second
+		// Robust to letter case in names (§5.6.7), as sloppy origins send them.
+		{"SUN, 06 Nov 1994 08:49:37 GMT", ref, want, true},
+		{"Sun, 06 NOV 1994 08:49:37 GMT", ref, want, true},
+		{"Sun, 06 Nov 1994 08:49:37 gMT", ref, want, true},
+		{"sunday, 06-nOV-94 08:49:37 gmt", ref, want, true},
+		{"sUN nov  6 08:49:37 1994", ref, want, true},
+		// ... but not to anything else.
+		{"Thu, 18 Aug 2050 02:01:18 AEST", ref, time.Time{}, false},
+		{"Thu, 18 Aug 50 02:01:18 GMT", ref, time.Time{}, false},
+		{"Thu 18 Aug 2050 02:01:18 GMT", ref, time.Time{}, false},
+		{"Thu, 18  Aug  2050 02:01:18 GMT", ref, time.Time{}, false},
+		{"Thu, 18-Aug-2050 02:01:18 GMT", ref, time.Time{}, false},
+		{"Thu, 18 Aug 2050 02.01.18 GMT", ref, time.Time{}, false},
+		{"Thu, 18 Aug 2050 2:01:18 GMT", ref, time.Time{}, false},
+		{"Sun, 06 Nov 1994 08:49:37 GMTX", ref, time.Time{}, false},
 		{"0", ref, time.Time{}, false},
 		{"", ref, time.Time{}, false},
 		{"-1", ref, time.Time{}, false},

@@ -22,6 +22,7 @@ func TestFreshness_RFC9111_4_2_1_Lifetime(t *testing.T) {
 		{"Expires - response time when Date is invalid", shared, []string{"Expires", httpDate(t0.Add(time.Hour)), "Date", "yesterday"}, time.Hour, false},
 		{"Expires in RFC 850 format", shared, []string{"Expires", "Tuesday, 10-Mar-26 13:00:00 GMT", "Date", date}, time.Hour, false},
 		{"Expires in asctime format", shared, []string{"Expires", "Tue Mar 10 13:00:00 2026", "Date", date}, time.Hour, false},
+		{"Expires with sloppy letter case (RFC 9110 §5.6.7)", shared, []string{"Expires", "TUE, 10 MAR 2026 13:00:00 gmt", "Date", date}, time.Hour, false},
 		{"Expires in the past", shared, []string{"Expires", httpDate(t0.Add(-time.Hour)), "Date", date}, 0, false},
 		{"first Expires line used", shared, []string{"Expires", httpDate(t0.Add(time.Hour)), "Expires", httpDate(t0.Add(2 * time.Hour)), "Date", date}, time.Hour, false},
 		{"nothing explicit, no Last-Modified", shared, nil, 0, false},
@@ -39,7 +40,7 @@ func TestFreshness_RFC9111_4_2_1_Lifetime(t *testing.T) {
 }
 
 func TestFreshness_RFC9111_5_3_InvalidExpiresIsExpired(t *testing.T) {
-	for _, v := range []string{"0", "-1", "soon", ""} {
+	for _, v := range []string{"0", "-1", "soon", "", "Tue, 10 Mar 2026 13:00:00 UTC", "Tue, 10 Mar 26 13:00:00 GMT"} {
 		s := storedAt(shared, 200, "Expires", v, "Last-Modified", httpDate(t0.Add(-1000*time.Hour)))
 		r := reuse(shared, s, 0)
 		if r.Action != Revalidate || r.TTL > 0 {
