@@ -403,9 +403,17 @@ func heuristicStatus(code int) bool {
 	return false
 }
 
+// storableStatus reports the status codes a response may be stored with
+// (RFC 9111 §3): final ones, known or not (a 299, 499 or 599 with explicit
+// freshness may be reused; must-understand, §5.2.2.3, is how an origin asks
+// for the opposite), but 304, a validation answer and never an entry of its
+// own, and 206, as this cache keeps no partial content.
+func storableStatus(code int) bool {
+	return code >= 200 && code <= 599 && code != http.StatusNotModified && code != http.StatusPartialContent
+}
+
 // understoodStatus reports the final status codes whose caching semantics
-// this cache implements: those RFC 9110 defines, but 206 (no range
-// support) and 304 (a validation answer, never an entry of its own).
+// this cache implements, for must-understand: those RFC 9110 defines.
 func understoodStatus(code int) bool {
 	switch {
 	case code >= 200 && code <= 205, code >= 300 && code <= 303, code == 305, code == 307, code == 308,

@@ -75,6 +75,7 @@ func TestFreshness_RFC9111_4_2_2_Heuristic(t *testing.T) {
 		{"404 is heuristically cacheable", shared, testURL, 404, []string{"Last-Modified", lm}, 10 * time.Hour},
 		{"308 is heuristically cacheable", shared, testURL, 308, []string{"Last-Modified", lm}, 10 * time.Hour},
 		{"302 is not", shared, testURL, 302, []string{"Last-Modified", lm, "Cache-Control", "public"}, 0},
+		{"a status not understood is not", shared, testURL, 299, []string{"Last-Modified", lm, "Cache-Control", "public"}, 0},
 		{"explicit freshness wins", shared, testURL, 200, []string{"Last-Modified", lm, "Cache-Control", "max-age=5"}, 5 * time.Second},
 		{"query allowed by default (RFC 9111)", shared, testURL + "?q=1", 200, []string{"Last-Modified", lm}, 10 * time.Hour},
 		{"NoQueryHeuristic", New(Options{NoQueryHeuristic: true}), testURL + "?q=1", 200, []string{"Last-Modified", lm}, 0},

@@ -29,10 +29,10 @@ func (p *Policy) Storable(rq *Request, resp *http.Response) (ok bool, reason str
 	code := resp.StatusCode
 	d, targeted := p.control(resp.Header)
 	switch {
+	case !storableStatus(code):
+		return false, "status"
 	case !understoodStatus(code) && d.has(ccMustUnderstand):
 		return false, "must-understand"
-	case !understoodStatus(code):
-		return false, "status"
 	case d.has(ccNoStore) && !d.has(ccMustUnderstand):
 		// must-understand with an understood status overrides no-store (§5.2.2.3).
 		return false, "no-store"

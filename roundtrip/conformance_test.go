@@ -39,3 +39,48 @@ func TestFreshness_RFC9110_5_6_7_SloppyDatesAreRead(t *testing.T) {
 		}
 	})
 }
+
+func TestStore_RFC9111_3_UnknownStatusWithExplicitFreshnessIsReused(t *testing.T) {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		var code int
+		fmt.Sscan(r.URL.Query().Get("code"), &code)
+		switch r.URL.Query().Get("fresh") {
+		case "max-age":
+			w.Header().Set("Cache-Control", "max-age=60")
+		case "s-maxage":
+			w.Header().Set("Cache-Control", "s-maxage=60")
+		case "expires":
+			w.Header().Set("Expires", time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC).Format(http.TimeFormat))
+		case "must-understand":
+			w.Header().Set("Cache-Control", "max-age=60, must-understand")
+		case "heuristic":
+			w.Header().Set("Last-Modified", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat))
+		}
+		w.WriteHeader(code)
+		fmt.Fprint(w, "status ", code)
+	}
+	onEachStore(t, h, roundtrip.Options{}, func(t *testing.T, f *fixture) {
+		for _, tc := range []struct {
+			code  int
+			fresh string
+			hit   bool
+		}{
+			{299, "max-age", true},
+			{499, "s-maxage", true},
+			{599, "expires", true},
+			{299, "must-understand", false}, // §5.2.2.3: not understood, not stored
+			{599, "heuristic", false},       // heuristics only for the heuristically cacheable codes
+		} {
+			path := fmt.Sprintf("/status?code=%d&fresh=%s", tc.code, tc.fresh)
+			f.get(path)
+			resp, body := f.get(path)
+			assert.Equal(t, tc.code, resp.StatusCode, path)
+			assert.Equal(t, fmt.Sprint("status ", tc.code), body, path)
+			assert.Equal(t, tc.hit, strings.Contains(resp.Header.Get("Cache-Status"), "hit"), path)
+		}
+		// Stale, it is not reused without the origin.
+		f.clk.Advance(2 * time.Hour)
+		resp, _ := f.get("/status?code=299&fresh=max-age")
+		assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd=stale")
+	})
+}
