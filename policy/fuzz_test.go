@@ -84,3 +84,19 @@ func FuzzAge(f *testing.F) {
 		}
 	})
 }
+
+func FuzzVaryNormalise(f *testing.F) {
+	for _, s := range []string{"en, de", " EN ; q=0.5 ,de", `text/html;p="a , \"B"`, `"unterminated , x`, "a\t\tb,,c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, name := range []string{"Accept-Language", "Accept", "Foo"} {
+			once := VaryValues([]string{name}, http.Header{name: strings.Split(s, "\n")})[0]
+			// Normalising is idempotent: a stored value and a request's
+			// value that normalise alike keep doing so.
+			if twice := VaryValues([]string{name}, http.Header{name: {once}})[0]; twice != once {
+				t.Fatalf("%s: %q -> %q -> %q", name, s, once, twice)
+			}
+		}
+	})
+}

@@ -211,6 +211,7 @@ func TestReuse_RFC9111_4_1_Vary(t *testing.T) {
 		{"same values", []string{"Accept-Encoding", "gzip, br", "Accept-Language", "en"}, true},
 		{"whitespace normalised", []string{"Accept-Encoding", "  gzip,br ", "Accept-Language", "en"}, true},
 		{"lines joined", []string{"Accept-Encoding", "gzip", "Accept-Encoding", "br", "Accept-Language", "en"}, true},
+		{"letter case of codings and tags", []string{"Accept-Encoding", "GZIP, Br", "Accept-Language", "EN"}, true},
 		{"different value", []string{"Accept-Encoding", "gzip", "Accept-Language", "en"}, false},
 		{"absent on one side", []string{"Accept-Encoding", "gzip, br"}, false},
 		{"present where stored had none", []string{"Accept-Encoding", "gzip, br", "Accept-Language", "en", "X-Absent", "1"}, false},

@@ -84,3 +84,29 @@ func TestStore_RFC9111_3_UnknownStatusWithExplicitFreshnessIsReused(t *testing.T
 		assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd=stale")
 	})
 }
+
+func TestVary_RFC9111_4_1_NormalisedValuesSelectTheSameVariant(t *testing.T) {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language, Foo")
+		fmt.Fprint(w, "variant")
+	}
+	onEachStore(t, h, roundtrip.Options{}, func(t *testing.T, f *fixture) {
+		f.get("/v", "Accept-Language", "en, de;q=0.5", "Foo", "a, b")
+		for _, tc := range []struct {
+			name   string
+			header []string
+			hit    bool
+		}{
+			{"whitespace", []string{"Accept-Language", "  en ,de ; q=0.5 ", "Foo", " a,b "}, true},
+			{"letter case of language tags", []string{"Accept-Language", "EN, De;Q=0.5", "Foo", "a, b"}, true},
+			{"split over lines", []string{"Accept-Language", "en", "Accept-Language", "de;q=0.5", "Foo", "a", "Foo", "b"}, true},
+			{"order of preferences", []string{"Accept-Language", "de;q=0.5, en", "Foo", "a, b"}, false},
+			{"q-value", []string{"Accept-Language", "en, de;q=0.4", "Foo", "a, b"}, false},
+			{"letter case of an unknown field", []string{"Accept-Language", "en, de;q=0.5", "Foo", "A, B"}, false},
+		} {
+			resp, _ := f.get("/v", tc.header...)
+			assert.Equal(t, tc.hit, strings.Contains(resp.Header.Get("Cache-Status"), "hit"), tc.name)
+		}
+	})
+}
