@@ -82,7 +82,10 @@ func NotModified(r *http.Request, stored *Response) bool {
 }
 
 // Freshen applies a 304 to stored (RFC 9111 §4.3.4): ok is false when the
-// 304's validators do not select stored, and then nothing is updated. The
+// 304's validators do not select stored, and then nothing is updated.
+// stored must be the response the conditional request was built from
+// (Conditional): a 304 that carries no validator at all then selects it,
+// since the only condition the origin can have evaluated is stored's. The
 // result is a new Response: header fields replaced by the 304's except
 // Content-Length, Content-Encoding and the fields that must not be stored;
 // RequestTime and ResponseTime set from the arguments. A 304 that makes the
@@ -147,10 +150,14 @@ func (p *Policy) update(stored *Response, h http.Header, reqTime, respTime time.
 }
 
 // selects reports whether a 304 with header got refers to the stored
-// response with header stored (§4.3.4): a strong ETag must match strongly;
-// else the weak validators it carries (a weak ETag, Last-Modified, which
-// this cache treats as weak) must all match; with no validator at all it
-// selects a stored response that has none either.
+// response with header stored, which our conditional request was built
+// from (§4.3.4): a strong ETag must match strongly; else the weak
+// validators it carries (a weak ETag, Last-Modified, which this cache
+// treats as weak) must all match. With no validator at all it selects
+// stored: §4.3.4's "only one stored response" case, which holds because
+// the request carried stored's validators and nothing else. Origins (and
+// the proxies in front of them) often send such bare 304s; asking them
+// again unconditionally would cost a second request for nothing.
 func selects(stored, got http.Header) bool {
 	etag, lm := firstValue(got, "Etag"), firstValue(got, "Last-Modified")
 	setag := firstValue(stored, "Etag")
@@ -158,7 +165,7 @@ func selects(stored, got http.Header) bool {
 	case etag != "" && !strings.HasPrefix(etag, "W/"):
 		return setag != "" && !strings.HasPrefix(setag, "W/") && setag == etag
 	case etag == "" && lm == "":
-		return !hasValidator(stored)
+		return true
 	case etag != "" && !weakEqual(etag, setag):
 		return false
 	}

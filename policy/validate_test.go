@@ -105,7 +105,9 @@ func TestValidate_RFC9111_4_3_4_Selection(t *testing.T) {
 		{"Last-Modified matches", []string{"Last-Modified", lm}, []string{"Last-Modified", lm}, true},
 		{"Last-Modified differs", []string{"Last-Modified", lm}, []string{"Last-Modified", httpDate(t0)}, false},
 		{"no validator on either side", nil, nil, true},
-		{"304 without validator, stored with one", []string{"ETag", `"a"`}, nil, false},
+		{"304 without validator answering our conditional selects the stored one it came from", []string{"ETag", `"a"`}, nil, true},
+		{"304 without validator, stored with Last-Modified", []string{"Last-Modified", lm}, nil, true},
+		{"304 with Last-Modified only, stored with a different one", []string{"ETag", `"a"`, "Last-Modified", lm}, []string{"Last-Modified", httpDate(t0)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -110,3 +110,34 @@ func TestVary_RFC9111_4_1_NormalisedValuesSelectTheSameVariant(t *testing.T) {
 		}
 	})
 }
+
+func TestRevalidate_RFC9111_4_3_4_NotModifiedWithoutValidatorsFreshensInOneRequest(t *testing.T) {
+	for _, validator := range [][2]string{{"ETag", `"v1"`}, {"Last-Modified", "Sat, 01 Nov 2026 00:00:00 GMT"}} {
+		h := func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=10")
+			w.Header().Set("X-Version", r.Header.Get("X-Want"))
+			if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "" {
+				w.WriteHeader(http.StatusNotModified) // no ETag, no Last-Modified
+				return
+			}
+			w.Header().Set(validator[0], validator[1])
+			fmt.Fprint(w, "the body")
+		}
+		t.Run(validator[0], func(t *testing.T) {
+			onEachStore(t, h, roundtrip.Options{}, func(t *testing.T, f *fixture) {
+				f.get("/bare", "X-Want", "1")
+				f.clk.Advance(20 * time.Second)
+				resp, body := f.get("/bare", "X-Want", "2")
+				assert.Equal(t, http.StatusOK, resp.StatusCode)
+				assert.Equal(t, "the body", body)
+				assert.Equal(t, "2", resp.Header.Get("X-Version"), "the 304's fields freshened the stored response")
+				assert.Equal(t, validator[1], resp.Header.Get(validator[0]), "the stored validator is kept")
+				assert.Equal(t, "fleetcache; fwd=stale; fwd-status=304; ttl=10; stored", resp.Header.Get("Cache-Status"))
+				assert.EqualValues(t, 2, f.o.hits.Load(), "one request to revalidate, none to fetch again")
+				resp, _ = f.get("/bare")
+				assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+				assert.EqualValues(t, 2, f.o.hits.Load())
+			})
+		})
+	}
+}
