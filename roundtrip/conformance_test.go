@@ -141,3 +141,33 @@ func TestRevalidate_RFC9111_4_3_4_NotModifiedWithoutValidatorsFreshensInOneReque
 		})
 	}
 }
+
+func TestRevalidate_RFC9111_4_3_2_IfModifiedSinceAgainstDateWithoutLastModified(t *testing.T) {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		fmt.Fprint(w, "no Last-Modified")
+	}
+	onEachStore(t, h, roundtrip.Options{}, func(t *testing.T, f *fixture) {
+		f.get("/d") // Date: now
+		f.clk.Advance(time.Minute)
+		for _, tc := range []struct {
+			ims    string
+			status int
+		}{
+			{f.clk.HTTPDateIn(-time.Minute), http.StatusNotModified},       // the stored Date itself
+			{f.clk.HTTPDateIn(0), http.StatusNotModified},                  // later than it
+			{strings.ToUpper(f.clk.HTTPDateIn(0)), http.StatusNotModified}, // sloppy, still a date
+			{f.clk.HTTPDateIn(-time.Hour), http.StatusOK},                  // earlier: it may have changed since
+			{"not a date", http.StatusOK},
+		} {
+			resp, body := f.get("/d", "If-Modified-Since", tc.ims)
+			assert.Equal(t, tc.status, resp.StatusCode, tc.ims)
+			assert.Contains(t, resp.Header.Get("Cache-Status"), "hit", tc.ims)
+			if tc.status == http.StatusNotModified {
+				assert.Empty(t, body)
+				assert.NotEmpty(t, resp.Header.Get("Date"))
+			}
+		}
+		assert.EqualValues(t, 1, f.o.hits.Load(), "every answer from the fresh stored response")
+	})
+}
