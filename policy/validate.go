@@ -33,14 +33,16 @@ func Conditional(rq *Request, stored *Response) (req *http.Request, ok bool) {
 
 // Unconditional returns the request a cache sends to fill an entry: a clone
 // of rq.R without the caller's own conditional fields, so that the origin
-// answers with a full response the cache can store and share. The caller's
+// answers with a response the cache can store and share. The caller's
 // conditions are then answered from that response (see NotModified).
+// Range and If-Range stay: their answer, a 206 or the whole 200, is as
+// shareable as any.
 func Unconditional(rq *Request) *http.Request {
 	req := rq.R.Clone(rq.R.Context())
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
-	for _, f := range [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
+	for _, f := range [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
 		req.Header.Del(f)
 	}
 	return req
@@ -119,13 +121,19 @@ func (p *Policy) FreshenHead(stored *Response, head *http.Response, reqTime, res
 	if got == 0 && hasValidator(sh) {
 		return nil, false
 	}
-	if cl := firstValue(hh, "Content-Length"); cl != "" && cl != storedLength(stored) {
+	if cl := firstValue(hh, "Content-Length"); cl != "" && cl != representationLength(stored) {
 		return nil, false
 	}
 	return p.update(stored, hh, reqTime, respTime), true
 }
 
-func storedLength(s *Response) string {
+// representationLength is the Content-Length a 200 to a HEAD must have to
+// describe the same representation as s: the complete length of a stored
+// partial response.
+func representationLength(s *Response) string {
+	if _, _, n, ok := partial(s); ok {
+		return strconv.FormatInt(n, 10)
+	}
 	if cl := firstValue(s.Header, "Content-Length"); cl != "" {
 		return cl
 	}
