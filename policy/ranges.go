@@ -112,8 +112,9 @@ func partial(s *Response) (first, last, complete int64, ok bool) {
 
 // Part is how a stored response answers a request (RFC 9110 §14.2).
 type Part struct {
-	// Status is 200 for the whole stored response (no Range, a Range on a
-	// status that has no ranges, or an If-Range that does not match), 206
+	// Status is the stored status for the whole stored response (no
+	// Range, a Range on a status that has no ranges, or an If-Range that
+	// does not match; 200 for a stored 206 that holds every byte), 206
 	// for a byte range, 416 for an unsatisfiable one, and 0 when stored
 	// cannot answer the request at all (a partial response that does not
 	// cover it, or a request for the whole representation).
@@ -131,6 +132,10 @@ func (p *Policy) Part(rq *Request, stored *Response) Part {
 	k, first, last, complete := rangeOf(rq, stored)
 	switch k {
 	case whole:
+		if stored.Status == http.StatusPartialContent {
+			// A part that is the whole representation, sent as a 200.
+			return Part{Status: http.StatusOK, Body: stored.Body}
+		}
 		return Part{Status: stored.Status, Body: stored.Body}
 	case unsatisfiable:
 		return Part{Status: http.StatusRequestedRangeNotSatisfiable, ContentRange: "bytes */" + strconv.FormatInt(complete, 10)}
@@ -174,10 +179,13 @@ func rangeOf(rq *Request, s *Response) (k rangeKind, first, last, complete int64
 		if pf, pl, n, ok = partial(s); !ok {
 			return cannot, 0, 0, 0
 		}
+		// A part that is the whole (the answer to "bytes=0-", which media
+		// players send first) answers everything a complete 200 does.
+		isPartial = pf > 0 || pl < n-1
 	}
 	// Ranges apply to a complete 200 (or a stored part of one); an If-Range
 	// that does not match asks for the whole representation (§13.1.5).
-	if rq.Range == "" || (!isPartial && s.Status != http.StatusOK) || !ifRangeHolds(rq.ifRange, s) {
+	if rq.Range == "" || (s.Status != http.StatusOK && s.Status != http.StatusPartialContent) || !ifRangeHolds(rq.ifRange, s) {
 		if isPartial {
 			return cannot, 0, 0, 0
 		}
@@ -234,9 +242,10 @@ func (p *Policy) Covers(rq *Request, stored *Response) bool {
 // response, lacks to answer rq, when that is one range that joins what
 // stored holds and stored has a strong ETag to combine on (RFC 9111 §3.4):
 // a Range for it with If-Range, so that a changed representation comes
-// whole as a 200 instead. ok is false otherwise, and the request is rq's
-// own (Unconditional): it asks the origin for what the caller asked.
-func (p *Policy) Complete(rq *Request, stored *Response) (req *http.Request, ok bool) {
+// whole as a 200 instead. ok is false otherwise, or when the joined part
+// would be larger than limit bytes, and the request is rq's own
+// (Unconditional): it asks the origin for what the caller asked.
+func (p *Policy) Complete(rq *Request, stored *Response, limit int64) (req *http.Request, ok bool) {
 	req = Unconditional(rq)
 	pf, pl, n, isPartial := partial(stored)
 	etag := firstValue(stored.Header, "Etag")
@@ -260,6 +269,9 @@ func (p *Policy) Complete(rq *Request, stored *Response) (req *http.Request, ok 
 		a, b = pl+1, last
 	default:
 		return req, false // a gap between what is stored and what is asked
+	}
+	if max(b, pl)-min(a, pf)+1 > limit {
+		return req, false // the joined part would be too large to keep
 	}
 	spec := "bytes=" + strconv.FormatInt(a, 10) + "-"
 	if b < n-1 {

@@ -109,6 +109,8 @@ func TestRange_RFC9110_14_2_Part(t *testing.T) {
 		{"stored part: not covered", part206("bytes 2-5/10", "2345"), []string{"Range", "bytes=4-6"}, 0, "", ""},
 		{"stored part: the whole asked", part206("bytes 2-5/10", "2345"), nil, 0, "", ""},
 		{"stored part: If-Range fails, the whole asked", part206("bytes 2-5/10", "2345", "ETag", `"v1"`), []string{"Range", "bytes=3-4", "If-Range", `"v0"`}, 0, "", ""},
+		{"stored part that is the whole: a full request", part206("bytes 0-9/10", "0123456789"), nil, 200, "0123456789", ""},
+		{"stored part that is the whole: a range", part206("bytes 0-9/10", "0123456789"), []string{"Range", "bytes=-1"}, 206, "9", "bytes 9-9/10"},
 		{"stored part whose body is not its range", part206("bytes 2-5/10", "234"), []string{"Range", "bytes=3-4"}, 0, "", ""},
 	}
 	for _, tt := range tests {
@@ -152,16 +154,22 @@ func TestRange_RFC9111_3_4_Complete(t *testing.T) {
 		{"no strong ETag", part206("bytes 0-4/10", "01234", "ETag", `W/"v1"`), nil, "", ""},
 		{"no ETag", part206("bytes 0-4/10", "01234"), nil, "", ""},
 		{"a complete response needs nothing", complete200(), nil, "", ""},
+		{"a part that is the whole needs nothing", part206("bytes 0-9/10", "0123456789", strong...), nil, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rq := rangeReq(tt.kv...)
-			req, ok := shared.Complete(rq, tt.stored)
+			req, ok := shared.Complete(rq, tt.stored, 1<<20)
 			if ok != (tt.rng != "") || req.Header.Get("Range") != orDefault(tt.rng, rq.R.Header.Get("Range")) || req.Header.Get("If-Range") != tt.ifR {
 				t.Errorf("Complete = %v Range %q If-Range %q", ok, req.Header.Get("Range"), req.Header.Get("If-Range"))
 			}
 			if req == rq.R {
 				t.Error("the caller's request was handed out")
+			}
+			if tt.rng != "" {
+				if _, ok := shared.Complete(rq, tt.stored, 5); ok {
+					t.Error("completed past the size limit")
+				}
 			}
 		})
 	}

@@ -194,7 +194,7 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		// A stored part that lacks what is asked: ask for the one range
 		// it lacks, or, when that cannot be combined, for what the
 		// caller asked.
-		if out, completing = t.policy.Complete(rq, stored); !completing {
+		if out, completing = t.policy.Complete(rq, stored, t.maxEntry); !completing {
 			stored = nil
 		}
 	case stored != nil:

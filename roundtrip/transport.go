@@ -397,8 +397,13 @@ func (t *Transport) serve(rq *policy.Request, stored *policy.Response, age time.
 		} else {
 			h = stored.Header.Clone()
 		}
-		if part.ContentRange != "" {
+		switch {
+		case part.ContentRange != "":
 			h["Content-Range"] = []string{part.ContentRange}
+			h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		case stored.Status == http.StatusPartialContent:
+			// A stored part that holds every byte, sent whole.
+			delete(h, "Content-Range")
 			h["Content-Length"] = []string{strconv.Itoa(len(body))}
 		}
 	default:
