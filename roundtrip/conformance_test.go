@@ -81,7 +81,8 @@ func TestStore_RFC9111_3_UnknownStatusWithExplicitFreshnessIsReused(t *testing.T
 		// Stale, it is not reused without the origin.
 		f.clk.Advance(2 * time.Hour)
 		resp, _ := f.get("/status?code=299&fresh=max-age")
-		assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd=stale")
+		assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd-status=299")
+		assert.NotContains(t, resp.Header.Get("Cache-Status"), "hit")
 	})
 }
 
