@@ -7,15 +7,18 @@ import (
 )
 
 // parseHTTPDate parses an HTTP-date in any of the three formats a recipient
-// must accept (RFC 9110 §5.6.7): IMF-fixdate, RFC 850 and asctime. It does
-// not allocate (time.Parse does, for the zone). ref is the time the message
-// was received; it places RFC 850's two-digit years: a year more than 50
-// years after ref is read as the most recent past year with those digits.
+// must accept (RFC 9110 §5.6.7): IMF-fixdate, RFC 850 and asctime. Day
+// names, month names and "GMT" are read regardless of letter case, as the
+// RFC asks recipients to be robust (sloppy origins send "THU" or "gmt");
+// everything else must be exact. It does not allocate (time.Parse does, for
+// the zone). ref is the time the message was received; it places RFC 850's
+// two-digit years: a year more than 50 years after ref is read as the most
+// recent past year with those digits.
 func parseHTTPDate(s string, ref time.Time) (time.Time, bool) {
 	s = strings.Trim(s, " \t")
 	switch {
 	case len(s) == 29 && s[3] == ',': // Sun, 06 Nov 1994 08:49:37 GMT
-		if !isDayName(s[:3], false) || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || s[25:] != " GMT" {
+		if !isDayName(s[:3], false) || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || !isGMT(s[25:]) {
 			return time.Time{}, false
 		}
 		return buildDate(num(s[12:16]), s[8:11], num(s[5:7]), s[17:25])
@@ -35,7 +38,7 @@ func parseHTTPDate(s string, ref time.Time) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	r := s[comma:]
-	if len(r) != 24 || r[1] != ' ' || r[4] != '-' || r[8] != '-' || r[11] != ' ' || r[20:] != " GMT" {
+	if len(r) != 24 || r[1] != ' ' || r[4] != '-' || r[8] != '-' || r[11] != ' ' || !isGMT(r[20:]) {
 		return time.Time{}, false
 	}
 	yy := num(r[9:11])
@@ -58,27 +61,41 @@ var dayNames = [...]string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday
 
 func isDayName(s string, long bool) bool {
 	for _, d := range dayNames {
-		if (long && s == d) || (!long && s == d[:3]) {
+		if (long && strings.EqualFold(s, d)) || (!long && strings.EqualFold(s, d[:3])) {
 			return true
 		}
 	}
 	return false
 }
 
-const monthNames = "JanFebMarAprMayJunJulAugSepOctNovDec"
+// isGMT reports whether s is " GMT", in any letter case.
+func isGMT(s string) bool {
+	return len(s) == 4 && s[0] == ' ' && strings.EqualFold(s[1:], "GMT")
+}
+
+var monthNames = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+
+// monthOf returns the month named by s in any letter case, 0 when s names none.
+func monthOf(s string) time.Month {
+	for i, m := range monthNames {
+		if strings.EqualFold(s, m) {
+			return time.Month(i + 1)
+		}
+	}
+	return 0
+}
 
 // buildDate validates the parts and builds a UTC time. Field values that
 // time.Date would silently normalise (Feb 30, 25:00) are rejected.
 func buildDate(year int, month string, day int, clock string) (time.Time, bool) {
-	m := strings.Index(monthNames, month)
-	if year < 0 || m < 0 || m%3 != 0 || len(month) != 3 || len(clock) != 8 || clock[2] != ':' || clock[5] != ':' {
+	mon := monthOf(month)
+	if year < 0 || mon == 0 || len(clock) != 8 || clock[2] != ':' || clock[5] != ':' {
 		return time.Time{}, false
 	}
 	hh, mm, ss := num(clock[0:2]), num(clock[3:5]), num(clock[6:8])
 	if hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60 || day < 1 {
 		return time.Time{}, false
 	}
-	mon := time.Month(m/3 + 1)
 	if day > time.Date(year, mon+1, 0, 0, 0, 0, 0, time.UTC).Day() {
 		return time.Time{}, false
 	}

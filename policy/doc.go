@@ -9,6 +9,11 @@
 // responses become entries; a HEAD is answered from a stored GET and a 200
 // to a HEAD freshens one, but a HEAD response is never served to a GET.
 //
+// A GET for one byte range is answered from a stored complete response or a
+// stored part that covers it (Part); a part that lacks what is asked is
+// completed by asking for the missing range alone (Complete) and joining the
+// answer to it on a strong ETag (Combine).
+//
 // The decisions a cache hit makes (ParseRequest, Reuse) parse header fields
 // by scanning them in place and do not allocate beyond the cache key.
 package policy

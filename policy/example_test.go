@@ -126,3 +126,33 @@ func ExampleCacheStatus() {
 	// fleetcache; fwd=uri-miss; fwd-status=200; stored
 	// fleetcache; hit; ttl=42
 }
+
+func ExamplePolicy_Part() {
+	p := policy.New(policy.Options{})
+	r, _ := http.NewRequest("GET", "https://example.com/video", nil)
+	r.Header.Set("Range", "bytes=-4")
+	rq := p.ParseRequest(r)
+	stored := &policy.Response{Method: "GET", URL: rq.URL, Status: 200, Header: http.Header{}, Body: []byte("0123456789")}
+	part := p.Part(&rq, stored) // Part.Body is a slice of stored.Body
+	fmt.Println(part.Status, part.ContentRange, string(part.Body))
+	// Output: 206 bytes 6-9/10 6789
+}
+
+func ExamplePolicy_Complete() {
+	p := policy.New(policy.Options{})
+	r, _ := http.NewRequest("GET", "https://example.com/video", nil)
+	rq := p.ParseRequest(r) // the whole representation
+	stored := &policy.Response{Method: "GET", URL: rq.URL, Status: 206, Header: http.Header{
+		"Content-Range": {"bytes 0-3/10"},
+		"Etag":          {`"v1"`},
+	}, Body: []byte("0123")}
+	req, ok := p.Complete(&rq, stored, 8<<20)
+	fmt.Println(ok, req.Header.Get("Range"), req.Header.Get("If-Range"))
+	// The origin's 206 for bytes 4-9 is then joined to the stored part.
+	resp := &http.Response{StatusCode: 206, Header: http.Header{"Content-Range": {"bytes 4-9/10"}, "Etag": {`"v1"`}}}
+	whole, ok := p.Combine(stored, resp, []byte("456789"), time.Time{}, time.Time{})
+	fmt.Println(ok, whole.Status, string(whole.Body))
+	// Output:
+	// true bytes=4- "v1"
+	// true 200 0123456789
+}

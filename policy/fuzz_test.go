@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -83,4 +84,54 @@ func FuzzAge(f *testing.F) {
 			t.Fatalf("%q: negative age %v", s, age)
 		}
 	})
+}
+
+func FuzzVaryNormalise(f *testing.F) {
+	for _, s := range []string{"en, de", " EN ; q=0.5 ,de", `text/html;p="a , \"B"`, `"unterminated , x`, "a\t\tb,,c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, name := range []string{"Accept-Language", "Accept", "Foo"} {
+			once := VaryValues([]string{name}, http.Header{name: strings.Split(s, "\n")})[0]
+			// Normalising is idempotent: a stored value and a request's
+			// value that normalise alike keep doing so.
+			if twice := VaryValues([]string{name}, http.Header{name: {once}})[0]; twice != once {
+				t.Fatalf("%s: %q -> %q -> %q", name, s, once, twice)
+			}
+		}
+	})
+}
+
+func FuzzRange(f *testing.F) {
+	for _, s := range []string{"bytes=0-1", "bytes=-5", "bytes=9-", "bytes=0-1,2-3", "BYTES = 3-3", "bytes=99999999999999999999-"} {
+		f.Add(s, "bytes 2-5/10", int64(10))
+	}
+	f.Fuzz(func(t *testing.T, rng, contentRange string, n int64) {
+		if r, ok := parseRange(rng); ok && n >= 0 && n < maxPos {
+			// A resolved range lies inside the representation.
+			if first, last, ok := r.resolve(n); ok && (first < 0 || last < first || last >= n) {
+				t.Fatalf("%q in %d: %d-%d", rng, n, first, last)
+			}
+		}
+		// Whatever the stored part says and holds, answering from it never
+		// reads outside its body.
+		for _, body := range []string{"2345", "", "0123456789"} {
+			s := &Response{Method: "GET", URL: testURL, Status: 206, Header: http.Header{"Content-Range": {contentRange}, "Etag": {`"e"`}}, Body: []byte(body)}
+			rq := shared.ParseRequest(&http.Request{Method: "GET", URL: mustURL(testURL), Header: http.Header{"Range": {rng}}})
+			p := shared.Part(&rq, s)
+			if p.Status == 206 && len(p.Body) == 0 {
+				t.Fatalf("%q of %q: empty 206", rng, contentRange)
+			}
+			shared.Complete(&rq, s, 1<<20)
+			shared.Combine(s, &http.Response{StatusCode: 206, Header: s.Header}, s.Body, time.Time{}, time.Time{})
+		}
+	})
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }

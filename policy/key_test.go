@@ -61,6 +61,43 @@ func TestVaryValues_RFC9111_4_1(t *testing.T) {
 	}
 }
 
+func TestVaryValues_RFC9111_4_1_Normalisation(t *testing.T) {
+	tests := []struct {
+		name  string
+		field string
+		a, b  []string // two requests' lines of the field
+		same  bool
+	}{
+		{"Accept-Language: letter case of tags", "Accept-Language", []string{"en, de"}, []string{"eN, De"}, true},
+		{"Accept-Language: whitespace", "Accept-Language", []string{"en, de"}, []string{" en ,   de"}, true},
+		{"Accept-Language: split over lines", "Accept-Language", []string{"en, de"}, []string{"en", "de"}, true},
+		{"Accept-Language: whitespace around parameters", "Accept-Language", []string{"en;q=0.5, de"}, []string{"EN ; Q=0.5 ,de"}, true},
+		{"Accept-Language: order is preference", "Accept-Language", []string{"en, de"}, []string{"de, en"}, false},
+		{"Accept-Language: q-values are meaning", "Accept-Language", []string{"en;q=0.5, de"}, []string{"en;q=0.4, de"}, false},
+		{"Accept-Language: equal q-values spelt apart stay apart", "Accept-Language", []string{"en;q=1"}, []string{"en;q=1.0"}, false},
+		{"Accept-Encoding: codings are case-insensitive", "Accept-Encoding", []string{"gzip, br"}, []string{"GZIP,BR"}, true},
+		{"Accept-Charset: charsets are case-insensitive", "Accept-Charset", []string{"utf-8"}, []string{"UTF-8"}, true},
+		{"Accept: media ranges and parameter names", "Accept", []string{"text/html;level=1, */*;q=0.1"}, []string{"Text/HTML; Level=1,*/*; q=0.1"}, true},
+		{"Accept: parameter values keep their case", "Accept", []string{"text/html;profile=Abc"}, []string{"text/html;profile=abc"}, false},
+		{"Accept: quoted strings kept as they are", "Accept", []string{`text/html;p="a , B"`}, []string{`text/html;p="a,b"`}, false},
+		{"unknown field: whitespace and lines", "Foo", []string{"1,2"}, []string{" 1, 2 "}, true},
+		{"unknown field: lines joined", "Foo", []string{"1, 2"}, []string{"1", "2"}, true},
+		{"unknown field: letter case may be meaning", "Foo", []string{"abc"}, []string{"ABC"}, false},
+		{"unknown field: semicolons are not known delimiters", "Foo", []string{"a;b"}, []string{"a ; b"}, false},
+		{"unknown field: quoted strings kept as they are", "Foo", []string{`"a , b"`}, []string{`"a,b"`}, false},
+		{"unknown field: escaped quote inside a quoted string", "Foo", []string{`"a\" , b"`}, []string{`"a\",b"`}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := VaryValues([]string{tt.field}, http.Header{tt.field: tt.a})
+			b := VaryValues([]string{tt.field}, http.Header{tt.field: tt.b})
+			if (a[0] == b[0]) != tt.same {
+				t.Errorf("%q -> %q and %q -> %q, want same %v", tt.a, a[0], tt.b, b[0], tt.same)
+			}
+		})
+	}
+}
+
 func TestVariant(t *testing.T) {
 	if Variant(nil, nil) != "" {
 		t.Error("Variant of no names not empty")

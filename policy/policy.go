@@ -67,9 +67,14 @@ type Request struct {
 	URL string // NormalizeURL(R.URL)
 	// Bypass is non-empty when the cache must not be consulted at all and
 	// the request goes straight to the origin: "method" (not GET or HEAD),
-	// "range" (a Range header: partial content is not cached), "url" (no
-	// absolute URL to key on).
+	// "range" (a Range the cache does not answer: several ranges, another
+	// unit, bad syntax), "precondition" (If-Match, If-Unmodified-Since),
+	// "url" (no absolute URL to key on).
 	Bypass string
+	// Range is the Range field of a GET asking for one byte range, which
+	// the cache answers from stored responses (see Part); "" otherwise. A
+	// HEAD's Range is ignored, as servers do (RFC 9110 §14.2).
+	Range string
 	// NoStore, NoCache and OnlyIfCached are the request directives (RFC
 	// 9111 §5.2.1); NoCache is also set by Pragma: no-cache when there is
 	// no Cache-Control (§5.4). The transport answers OnlyIfCached with 504
@@ -83,6 +88,8 @@ type Request struct {
 	StaleIfError time.Duration
 
 	hasAuth bool
+	rng     byteRange
+	ifRange string
 }
 
 // ParseRequest parses r's cache-relevant parts. It does not change r.
@@ -93,7 +100,7 @@ func (p *Policy) ParseRequest(r *http.Request) Request {
 		rq.Bypass = "url"
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		rq.Bypass = "method"
-	case len(r.Header["Range"]) > 0:
+	case r.Method == http.MethodGet && len(r.Header["Range"]) > 0 && !rq.parseRange(r.Header):
 		rq.Bypass = "range"
 	case len(r.Header["If-Match"]) > 0 || len(r.Header["If-Unmodified-Since"]) > 0:
 		// Preconditions only the origin can evaluate (RFC 9111 §4.3.2).
@@ -122,6 +129,25 @@ func (p *Policy) ParseRequest(r *http.Request) Request {
 	rq.StaleIfError = durationOrAbsent(d.sie)
 	rq.hasAuth = len(r.Header["Authorization"]) > 0
 	return rq
+}
+
+// parseRange records a Range of one byte range and the If-Range that goes
+// with it; false for any other Range.
+func (rq *Request) parseRange(h http.Header) bool {
+	if len(h["Range"]) != 1 {
+		return false
+	}
+	rng, ok := parseRange(h["Range"][0])
+	if !ok {
+		return false
+	}
+	rq.Range, rq.rng = h["Range"][0], rng
+	if v := h["If-Range"]; len(v) == 1 {
+		rq.ifRange = v[0]
+	} else if len(v) > 1 {
+		rq.ifRange = "," // several: matches nothing, so the whole is sent
+	}
+	return true
 }
 
 // fieldNamesEach calls fn with the name of each directive of one
@@ -168,8 +194,9 @@ type Reuse struct {
 	TTL    time.Duration // freshness lifetime - current age; negative when stale
 	Detail string        // short reason: "vary-miss", "stale", "no-cache", "max-age" ...
 	// Fwd is the Cache-Status fwd value (RFC 9211) when the request goes
-	// to the origin: "uri-miss", "vary-miss" or "miss" when the stored
-	// response cannot be used, "request" when the caller's directives
+	// to the origin: "uri-miss", "vary-miss", "partial" (a stored partial
+	// response lacks what is asked) or "miss" when the stored response
+	// cannot be used, "request" when the caller's directives
 	// asked to validate a fresh one, "stale" otherwise; "" when served.
 	Fwd string
 }
@@ -238,7 +265,7 @@ func (p *Policy) Reuse(rq *Request, stored *Response, now time.Time) Reuse {
 // missFwd is the Cache-Status fwd value for a stored response that cannot
 // be used at all.
 func missFwd(why string) string {
-	if why == "uri-miss" || why == "vary-miss" {
+	if why == "uri-miss" || why == "vary-miss" || why == "partial" {
 		return why
 	}
 	return "miss"
@@ -257,6 +284,8 @@ func (p *Policy) unusable(rq *Request, s *Response) string {
 		return "method"
 	case !varyMatches(s, rq.R.Header):
 		return "vary-miss"
+	case !p.Covers(rq, s):
+		return "partial" // a stored part that lacks what is asked
 	}
 	return ""
 }
@@ -313,6 +342,13 @@ func (p *Policy) StaleIfError(rq *Request, stored *Response, now time.Time) bool
 // negative: not worth keeping. explicit is false when only a heuristic made
 // it fresh or it is kept only for revalidation; stores evict those first.
 func (p *Policy) Keep(stored *Response, now time.Time) (ttl time.Duration, explicit bool) {
+	if stored.Status == http.StatusPartialContent && len(stored.Body) > 0 {
+		// Checked once the body is in (a 206 always has one): a part
+		// whose body is not the range it claims answers nothing.
+		if _, _, _, ok := partial(stored); !ok {
+			return 0, false
+		}
+	}
 	e := p.evaluate(stored, now)
 	if (e.d.has(ccNoStore) && !e.d.has(ccMustUnderstand)) || (!p.private && e.d.has(ccPrivate)) {
 		return 0, false // a freshened entry may have turned unstorable
@@ -393,19 +429,26 @@ func addSat(a, b time.Duration) time.Duration {
 }
 
 // heuristicStatus reports the status codes that are heuristically
-// cacheable (RFC 9110 §15.1). 206 is left out: partial content is not
-// cached.
+// cacheable (RFC 9110 §15.1).
 func heuristicStatus(code int) bool {
 	switch code {
-	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
+	case 200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501:
 		return true
 	}
 	return false
 }
 
+// storableStatus reports the status codes a response may be stored with
+// (RFC 9111 §3): final ones, known or not (a 299, 499 or 599 with explicit
+// freshness may be reused; must-understand, §5.2.2.3, is how an origin asks
+// for the opposite), but 304, a validation answer and never an entry of its
+// own, and 416, which answers one request's Range and no other request.
+func storableStatus(code int) bool {
+	return code >= 200 && code <= 599 && code != http.StatusNotModified && code != http.StatusRequestedRangeNotSatisfiable
+}
+
 // understoodStatus reports the final status codes whose caching semantics
-// this cache implements: those RFC 9110 defines, but 206 (no range
-// support) and 304 (a validation answer, never an entry of its own).
+// this cache implements, for must-understand: those RFC 9110 defines.
 func understoodStatus(code int) bool {
 	switch {
 	case code >= 200 && code <= 205, code >= 300 && code <= 303, code == 305, code == 307, code == 308,

@@ -22,6 +22,7 @@ func TestFreshness_RFC9111_4_2_1_Lifetime(t *testing.T) {
 		{"Expires - response time when Date is invalid", shared, []string{"Expires", httpDate(t0.Add(time.Hour)), "Date", "yesterday"}, time.Hour, false},
 		{"Expires in RFC 850 format", shared, []string{"Expires", "Tuesday, 10-Mar-26 13:00:00 GMT", "Date", date}, time.Hour, false},
 		{"Expires in asctime format", shared, []string{"Expires", "Tue Mar 10 13:00:00 2026", "Date", date}, time.Hour, false},
+		{"Expires with sloppy letter case (RFC 9110 §5.6.7)", shared, []string{"Expires", "TUE, 10 MAR 2026 13:00:00 gmt", "Date", date}, time.Hour, false},
 		{"Expires in the past", shared, []string{"Expires", httpDate(t0.Add(-time.Hour)), "Date", date}, 0, false},
 		{"first Expires line used", shared, []string{"Expires", httpDate(t0.Add(time.Hour)), "Expires", httpDate(t0.Add(2 * time.Hour)), "Date", date}, time.Hour, false},
 		{"nothing explicit, no Last-Modified", shared, nil, 0, false},
@@ -39,7 +40,7 @@ func TestFreshness_RFC9111_4_2_1_Lifetime(t *testing.T) {
 }
 
 func TestFreshness_RFC9111_5_3_InvalidExpiresIsExpired(t *testing.T) {
-	for _, v := range []string{"0", "-1", "soon", ""} {
+	for _, v := range []string{"0", "-1", "soon", "", "Tue, 10 Mar 2026 13:00:00 UTC", "Tue, 10 Mar 26 13:00:00 GMT"} {
 		s := storedAt(shared, 200, "Expires", v, "Last-Modified", httpDate(t0.Add(-1000*time.Hour)))
 		r := reuse(shared, s, 0)
 		if r.Action != Revalidate || r.TTL > 0 {
@@ -74,6 +75,7 @@ func TestFreshness_RFC9111_4_2_2_Heuristic(t *testing.T) {
 		{"404 is heuristically cacheable", shared, testURL, 404, []string{"Last-Modified", lm}, 10 * time.Hour},
 		{"308 is heuristically cacheable", shared, testURL, 308, []string{"Last-Modified", lm}, 10 * time.Hour},
 		{"302 is not", shared, testURL, 302, []string{"Last-Modified", lm, "Cache-Control", "public"}, 0},
+		{"a status not understood is not", shared, testURL, 299, []string{"Last-Modified", lm, "Cache-Control", "public"}, 0},
 		{"explicit freshness wins", shared, testURL, 200, []string{"Last-Modified", lm, "Cache-Control", "max-age=5"}, 5 * time.Second},
 		{"query allowed by default (RFC 9111)", shared, testURL + "?q=1", 200, []string{"Last-Modified", lm}, 10 * time.Hour},
 		{"NoQueryHeuristic", New(Options{NoQueryHeuristic: true}), testURL + "?q=1", 200, []string{"Last-Modified", lm}, 0},
@@ -209,6 +211,7 @@ func TestReuse_RFC9111_4_1_Vary(t *testing.T) {
 		{"same values", []string{"Accept-Encoding", "gzip, br", "Accept-Language", "en"}, true},
 		{"whitespace normalised", []string{"Accept-Encoding", "  gzip,br ", "Accept-Language", "en"}, true},
 		{"lines joined", []string{"Accept-Encoding", "gzip", "Accept-Encoding", "br", "Accept-Language", "en"}, true},
+		{"letter case of codings and tags", []string{"Accept-Encoding", "GZIP, Br", "Accept-Language", "EN"}, true},
 		{"different value", []string{"Accept-Encoding", "gzip", "Accept-Language", "en"}, false},
 		{"absent on one side", []string{"Accept-Encoding", "gzip, br"}, false},
 		{"present where stored had none", []string{"Accept-Encoding", "gzip, br", "Accept-Language", "en", "X-Absent", "1"}, false},

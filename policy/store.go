@@ -12,7 +12,9 @@ import (
 // from a stored GET and a HEAD 200 freshens it (FreshenHead). reason is a
 // short word for the Cache-Status detail when ok is false: the Bypass value,
 // "method", "no-store", "status", "must-understand", "private",
-// "set-cookie", "authorization", "vary" or "uncacheable".
+// "set-cookie", "authorization", "vary", "partial" or "uncacheable". A 206
+// is stored when it holds one byte range of a representation of known
+// length (RFC 9111 §3.3); it then answers the ranges it covers.
 //
 // A shared cache does not store a response with Set-Cookie, even a public
 // one, as Varnish and nginx do not: one user's session must never reach
@@ -29,10 +31,10 @@ func (p *Policy) Storable(rq *Request, resp *http.Response) (ok bool, reason str
 	code := resp.StatusCode
 	d, targeted := p.control(resp.Header)
 	switch {
+	case !storableStatus(code):
+		return false, "status"
 	case !understoodStatus(code) && d.has(ccMustUnderstand):
 		return false, "must-understand"
-	case !understoodStatus(code):
-		return false, "status"
 	case d.has(ccNoStore) && !d.has(ccMustUnderstand):
 		// must-understand with an understood status overrides no-store (§5.2.2.3).
 		return false, "no-store"
@@ -44,6 +46,8 @@ func (p *Policy) Storable(rq *Request, resp *http.Response) (ok bool, reason str
 		return false, "authorization"
 	case varyStar(resp.Header):
 		return false, "vary" // never matches a request (§4.1): not worth storing
+	case code == http.StatusPartialContent && !singlePart(resp.Header):
+		return false, "partial" // several parts, or no length to place them in (§3.3)
 	}
 	explicit := d.has(ccPublic) || d.maxAge != absent ||
 		(p.private && d.has(ccPrivate|ccPrivateFields)) ||
@@ -153,4 +157,14 @@ func varyStar(h http.Header) bool {
 		splitList(v, func(name string) { star = star || name == "*" })
 	}
 	return star
+}
+
+// singlePart reports whether a 206's header describes one byte range of a
+// representation of known length.
+func singlePart(h http.Header) bool {
+	if len(h["Content-Range"]) != 1 {
+		return false
+	}
+	_, _, _, ok := parseContentRange(h["Content-Range"][0])
+	return ok
 }

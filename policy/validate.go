@@ -33,14 +33,16 @@ func Conditional(rq *Request, stored *Response) (req *http.Request, ok bool) {
 
 // Unconditional returns the request a cache sends to fill an entry: a clone
 // of rq.R without the caller's own conditional fields, so that the origin
-// answers with a full response the cache can store and share. The caller's
+// answers with a response the cache can store and share. The caller's
 // conditions are then answered from that response (see NotModified).
+// Range and If-Range stay: their answer, a 206 or the whole 200, is as
+// shareable as any.
 func Unconditional(rq *Request) *http.Request {
 	req := rq.R.Clone(rq.R.Context())
 	if req.Header == nil {
 		req.Header = http.Header{}
 	}
-	for _, f := range [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
+	for _, f := range [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
 		req.Header.Del(f)
 	}
 	return req
@@ -82,7 +84,10 @@ func NotModified(r *http.Request, stored *Response) bool {
 }
 
 // Freshen applies a 304 to stored (RFC 9111 §4.3.4): ok is false when the
-// 304's validators do not select stored, and then nothing is updated. The
+// 304's validators do not select stored, and then nothing is updated.
+// stored must be the response the conditional request was built from
+// (Conditional): a 304 that carries no validator at all then selects it,
+// since the only condition the origin can have evaluated is stored's. The
 // result is a new Response: header fields replaced by the 304's except
 // Content-Length, Content-Encoding and the fields that must not be stored;
 // RequestTime and ResponseTime set from the arguments. A 304 that makes the
@@ -116,13 +121,19 @@ func (p *Policy) FreshenHead(stored *Response, head *http.Response, reqTime, res
 	if got == 0 && hasValidator(sh) {
 		return nil, false
 	}
-	if cl := firstValue(hh, "Content-Length"); cl != "" && cl != storedLength(stored) {
+	if cl := firstValue(hh, "Content-Length"); cl != "" && cl != representationLength(stored) {
 		return nil, false
 	}
 	return p.update(stored, hh, reqTime, respTime), true
 }
 
-func storedLength(s *Response) string {
+// representationLength is the Content-Length a 200 to a HEAD must have to
+// describe the same representation as s: the complete length of a stored
+// partial response.
+func representationLength(s *Response) string {
+	if _, _, n, ok := partial(s); ok {
+		return strconv.FormatInt(n, 10)
+	}
 	if cl := firstValue(s.Header, "Content-Length"); cl != "" {
 		return cl
 	}
@@ -147,10 +158,14 @@ func (p *Policy) update(stored *Response, h http.Header, reqTime, respTime time.
 }
 
 // selects reports whether a 304 with header got refers to the stored
-// response with header stored (§4.3.4): a strong ETag must match strongly;
-// else the weak validators it carries (a weak ETag, Last-Modified, which
-// this cache treats as weak) must all match; with no validator at all it
-// selects a stored response that has none either.
+// response with header stored, which our conditional request was built
+// from (§4.3.4): a strong ETag must match strongly; else the weak
+// validators it carries (a weak ETag, Last-Modified, which this cache
+// treats as weak) must all match. With no validator at all it selects
+// stored: §4.3.4's "only one stored response" case, which holds because
+// the request carried stored's validators and nothing else. Origins (and
+// the proxies in front of them) often send such bare 304s; asking them
+// again unconditionally would cost a second request for nothing.
 func selects(stored, got http.Header) bool {
 	etag, lm := firstValue(got, "Etag"), firstValue(got, "Last-Modified")
 	setag := firstValue(stored, "Etag")
@@ -158,7 +173,7 @@ func selects(stored, got http.Header) bool {
 	case etag != "" && !strings.HasPrefix(etag, "W/"):
 		return setag != "" && !strings.HasPrefix(setag, "W/") && setag == etag
 	case etag == "" && lm == "":
-		return !hasValidator(stored)
+		return true
 	case etag != "" && !weakEqual(etag, setag):
 		return false
 	}

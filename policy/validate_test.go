@@ -32,7 +32,7 @@ func TestValidate_RFC9111_4_3_1_Conditional(t *testing.T) {
 				t.Fatalf("Conditional ok = %v (same request: %v)", ok, req == caller)
 			}
 			if req.Header.Get("If-None-Match") != tt.inm || req.Header.Get("If-Modified-Since") != tt.ms ||
-				req.Header.Get("If-Match") != "" || req.Header.Get("If-Unmodified-Since") != "" || req.Header.Get("If-Range") != "" ||
+				req.Header.Get("If-Match") != "" || req.Header.Get("If-Unmodified-Since") != "" || req.Header.Get("If-Range") != `"r"` ||
 				req.Header.Get("Accept") != "text/plain" {
 				t.Errorf("conditional header = %v", req.Header)
 			}
@@ -105,7 +105,9 @@ func TestValidate_RFC9111_4_3_4_Selection(t *testing.T) {
 		{"Last-Modified matches", []string{"Last-Modified", lm}, []string{"Last-Modified", lm}, true},
 		{"Last-Modified differs", []string{"Last-Modified", lm}, []string{"Last-Modified", httpDate(t0)}, false},
 		{"no validator on either side", nil, nil, true},
-		{"304 without validator, stored with one", []string{"ETag", `"a"`}, nil, false},
+		{"304 without validator answering our conditional selects the stored one it came from", []string{"ETag", `"a"`}, nil, true},
+		{"304 without validator, stored with Last-Modified", []string{"Last-Modified", lm}, nil, true},
+		{"304 with Last-Modified only, stored with a different one", []string{"ETag", `"a"`, "Last-Modified", lm}, []string{"Last-Modified", httpDate(t0)}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -156,11 +156,12 @@ func newOrigin(t *testing.T, clk *clock, h http.HandlerFunc) *origin {
 	return o
 }
 
-// fixture is a transport over a memStore and an origin, on a test clock.
+// fixture is a transport over a store (a memStore unless built by
+// newFixtureOn) and an origin, on a test clock.
 type fixture struct {
 	t     *testing.T
 	clk   *clock
-	store *memStore
+	store *memStore // nil over another store
 	tr    *roundtrip.Transport
 	cl    *http.Client
 	o     *origin
@@ -168,8 +169,17 @@ type fixture struct {
 
 func newFixture(t *testing.T, h http.HandlerFunc, opts roundtrip.Options) *fixture {
 	t.Helper()
-	f := &fixture{t: t, clk: newClock()}
-	f.store = newMemStore(f.clk.Now)
+	clk := newClock()
+	store := newMemStore(clk.Now)
+	f := newFixtureOn(t, clk, store, h, opts)
+	f.store = store
+	return f
+}
+
+// newFixtureOn is newFixture over any store, on clk; f.store is left nil.
+func newFixtureOn(t *testing.T, clk *clock, store roundtrip.Store, h http.HandlerFunc, opts roundtrip.Options) *fixture {
+	t.Helper()
+	f := &fixture{t: t, clk: clk}
 	f.o = newOrigin(t, f.clk, h)
 	if opts.Now == nil {
 		opts.Now = f.clk.Now
@@ -179,7 +189,7 @@ func newFixture(t *testing.T, h http.HandlerFunc, opts roundtrip.Options) *fixtu
 		t.Cleanup(tr.CloseIdleConnections)
 		opts.Transport = tr
 	}
-	f.tr = roundtrip.New(f.store, opts)
+	f.tr = roundtrip.New(store, opts)
 	t.Cleanup(func() { require.NoError(t, f.tr.Close()) })
 	f.cl = &http.Client{Transport: f.tr}
 	return f

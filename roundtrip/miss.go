@@ -10,10 +10,11 @@ import (
 	"github.com/fleetcache/fleetcache/policy"
 )
 
-// miss fetches a response nothing stored can answer.
-func (t *Transport) miss(rq *policy.Request, fwd string) (*http.Response, error) {
+// miss fetches a response nothing stored can answer; partial is a stored
+// partial response that lacks what rq asks for, or nil.
+func (t *Transport) miss(rq *policy.Request, partial *policy.Response, fwd string) (*http.Response, error) {
 	t.stats.misses.Add(1)
-	return t.collapse(rq, nil, fwd)
+	return t.collapse(rq, partial, fwd)
 }
 
 // revalidate validates a stale (or no-cache) stored response with the
@@ -23,10 +24,15 @@ func (t *Transport) revalidate(rq *policy.Request, stored *policy.Response, fwd 
 	return t.collapse(rq, stored, fwd)
 }
 
-// flightKey names what a fetch produces: one variant of one URL.
+// flightKey names what a fetch produces: one variant of one URL, or one
+// range of it.
 func (t *Transport) flightKey(rq *policy.Request) string {
 	names := t.vary.get(rq.URL)
-	return rq.R.Method + " " + rq.URL + "\x00" + policy.Variant(names, policy.VaryValues(names, rq.R.Header))
+	key := rq.R.Method + " " + rq.URL + "\x00" + policy.Variant(names, policy.VaryValues(names, rq.R.Header))
+	if rq.Range != "" {
+		key += "\x00" + rq.Range + "\x00" + rq.R.Header.Get("If-Range")
+	}
+	return key
 }
 
 // collapse sends one origin request for all the identical requests of the
@@ -92,7 +98,10 @@ func (t *Transport) lead(ctx context.Context, rq *policy.Request, stored *policy
 // (a stale-while-revalidate refresh) it gives up, returning nil, when a peer
 // is already on it.
 func (t *Transport) fetch(ctx context.Context, rq *policy.Request, stored *policy.Response, me *caller, key string, background bool) *flight {
-	if t.fleet == nil || t.brk.isOpen() {
+	// Range requests skip the fleet lease: it is one per URL, and a range
+	// is a small part of it that peers rarely ask for at once; queueing a
+	// peer's full fetch, or another range, behind it would only add delay.
+	if t.fleet == nil || t.brk.isOpen() || rq.Range != "" {
 		return t.origin(rq, stored, me, nil, key, false)
 	}
 	leaseKey := t.fstore.LeaseKey(rq.URL)
@@ -179,7 +188,15 @@ func (t *Transport) usable(ctx context.Context, rq *policy.Request) *policy.Resp
 // answer is the caller's alone anyway.
 func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *caller, lease *coalesce.Lease, key string, keepConditions bool) *flight {
 	var out *http.Request
+	completing := false
 	switch {
+	case stored != nil && !t.policy.Covers(rq, stored):
+		// A stored part that lacks what is asked: ask for the one range
+		// it lacks, or, when that cannot be combined, for what the
+		// caller asked.
+		if out, completing = t.policy.Complete(rq, stored, t.maxEntry); !completing {
+			stored = nil
+		}
 	case stored != nil:
 		out, _ = policy.Conditional(rq, stored)
 	case keepConditions:
@@ -203,15 +220,37 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 	}
 	f := &flight{owner: me, resp: resp, reqTime: reqTime, respTime: respTime, cancel: cancel, timer: timer, wake: make(chan struct{})}
 
+	if completing {
+		switch joined := t.combine(rq, stored, resp, reqTime, respTime); {
+		case joined != nil:
+			timer.Stop()
+			cancel()
+			f.ready, f.state, f.entry = true, complete, joined
+			f.storable, _ = t.put(rq.R.Context(), joined)
+			t.endLease(lease)
+			return f
+		case resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+			// An answer about a range the caller did not ask for: ask
+			// for what the caller asked.
+			resp.Body.Close()
+			timer.Stop()
+			cancel()
+			return t.origin(rq, nil, me, lease, key, false)
+		}
+		// A 200 (the representation changed, so If-Range sent it whole)
+		// or an error: the answer to the caller's own request.
+	}
+
 	if stored != nil && resp.StatusCode == http.StatusNotModified {
 		resp.Body.Close()
 		timer.Stop()
 		cancel()
 		t.stats.notModified.Add(1)
 		fresh, ok := t.policy.Freshen(stored, resp, reqTime, respTime)
-		if !ok {
-			// The 304 selects nothing we hold (RFC 9111 §4.3.4): ask
-			// again, unconditionally.
+		if !ok || !t.policy.Covers(rq, fresh) {
+			// The 304 selects nothing we hold (RFC 9111 §4.3.4), or
+			// what it freshened cannot answer the request: ask again,
+			// unconditionally.
 			return t.origin(rq, nil, me, lease, key, false)
 		}
 		f.ready, f.state, f.entry = true, complete, fresh
@@ -274,6 +313,26 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		t.endLease(lease)
 	})
 	return f
+}
+
+// combine reads the origin's answer to a completion request and joins it
+// to partial, the stored part it completes (RFC 9111 §3.4); nil, with the
+// answer left unread, when it is not a 206 that may be stored and combined.
+// The answer is small: it is bounded by MaxEntryBytes, or not combined.
+func (t *Transport) combine(rq *policy.Request, partial *policy.Response, resp *http.Response, reqTime, respTime time.Time) *policy.Response {
+	if ok, _ := t.policy.Storable(rq, resp); !ok || resp.StatusCode != http.StatusPartialContent || resp.ContentLength > t.maxEntry {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, t.maxEntry+1))
+	resp.Body.Close()
+	if err != nil || int64(len(body)) > t.maxEntry {
+		return nil // read, but not combinable: the caller's request goes again
+	}
+	joined, ok := t.policy.Combine(partial, resp, body, reqTime, respTime)
+	if !ok || !t.policy.Covers(rq, joined) {
+		return nil
+	}
+	return joined
 }
 
 // unshareable handles a response that may not be stored. When the reason
@@ -432,17 +491,23 @@ func (t *Transport) staleOnError(rq *policy.Request, stored *policy.Response, f 
 // stale-while-revalidate, once for the process and, through the lease,
 // once for the fleet. The caller never waits for it.
 func (t *Transport) refreshInBackground(rq *policy.Request, stored *policy.Response) {
-	key := t.flightKey(rq)
+	// The refresh is for the stored response, whole: a range the caller
+	// asked for would bring back a part of it.
+	r := rq.R.Clone(context.WithoutCancel(rq.R.Context()))
+	r.Header.Del("Range")
+	r.Header.Del("If-Range")
+	brq := t.policy.ParseRequest(r)
+	key := t.flightKey(&brq)
 	if _, busy := t.refreshing.LoadOrStore(key, struct{}{}); busy {
 		return
 	}
 	started := t.goBackground(func() {
 		defer t.refreshing.Delete(key)
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(rq.R.Context()), t.fetchTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), t.fetchTimeout)
 		defer cancel()
 		stop := context.AfterFunc(t.background, cancel)
 		defer stop()
-		brq := t.policy.ParseRequest(rq.R.Clone(ctx))
+		brq.R = r.WithContext(ctx)
 		me := &caller{ctx: ctx}
 		f, _, err := t.group.Do(ctx, key, t.fetchTimeout, func(gctx context.Context) (*flight, error) {
 			return t.fetch(gctx, &brq, stored, me, key, true), nil

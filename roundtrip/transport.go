@@ -283,7 +283,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method == http.MethodHead {
 		return t.headMiss(&rq, stored, fwd)
 	}
-	return t.miss(&rq, fwd)
+	if fwd != "partial" {
+		stored = nil
+	}
+	// A stored partial response that lacks what is asked stays: the origin
+	// is asked for the missing part alone when that can be combined.
+	return t.miss(&rq, stored, fwd)
 }
 
 // bypass sends a request the cache must not answer, and applies what its
@@ -374,14 +379,34 @@ func (t *Transport) storeCall(ctx context.Context, op func(ctx context.Context) 
 
 // serve builds the caller's response from a stored one: its own header map
 // and body reader, Age and Cache-Status added, or a local 304 when the
-// caller's own validators match (RFC 9111 §4.3.2).
+// caller's own validators match (RFC 9111 §4.3.2), or the byte range the
+// caller asked for (RFC 9110 §14.2): a 206 whose body is a slice of the
+// stored one, or a 416. The policy has said that stored can answer rq.
 func (t *Transport) serve(rq *policy.Request, stored *policy.Response, age time.Duration, cs policy.CacheStatus) *http.Response {
-	status := stored.Status
+	status, body := stored.Status, stored.Body
 	var h http.Header
-	if policy.NotModified(rq.R, stored) {
+	switch {
+	case policy.NotModified(rq.R, stored):
 		status = http.StatusNotModified
 		h = notModifiedHeader(stored.Header)
-	} else {
+	case rq.Range != "" || stored.Status == http.StatusPartialContent:
+		part := t.policy.Part(rq, stored)
+		status, body = part.Status, part.Body
+		if status == http.StatusRequestedRangeNotSatisfiable {
+			h = unsatisfiableHeader(stored.Header)
+		} else {
+			h = stored.Header.Clone()
+		}
+		switch {
+		case part.ContentRange != "":
+			h["Content-Range"] = []string{part.ContentRange}
+			h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		case stored.Status == http.StatusPartialContent:
+			// A stored part that holds every byte, sent whole.
+			delete(h, "Content-Range")
+			h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		}
+	default:
 		h = stored.Header.Clone()
 	}
 	if h == nil {
@@ -405,9 +430,9 @@ func (t *Transport) serve(rq *policy.Request, stored *policy.Response, age time.
 		Body:       http.NoBody,
 	}
 	if status != http.StatusNotModified {
-		resp.ContentLength = int64(len(stored.Body))
-		if rq.R.Method != http.MethodHead && len(stored.Body) > 0 {
-			resp.Body = newEntryBody(stored.Body)
+		resp.ContentLength = int64(len(body))
+		if rq.R.Method != http.MethodHead && len(body) > 0 {
+			resp.Body = newEntryBody(body)
 		}
 	}
 	return resp
@@ -457,6 +482,18 @@ func notModifiedHeader(stored http.Header) http.Header {
 	for _, k := range []string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Vary", "Last-Modified"} {
 		if v, ok := stored[k]; ok {
 			h[k] = append([]string(nil), v...) // the stored slices are shared by every caller
+		}
+	}
+	return h
+}
+
+// unsatisfiableHeader keeps the fields a 416 made from a stored response
+// carries: what identifies the representation, not what describes its body.
+func unsatisfiableHeader(stored http.Header) http.Header {
+	h := make(http.Header, 6)
+	for _, k := range []string{"Date", "Etag", "Last-Modified", "Vary"} {
+		if v, ok := stored[k]; ok {
+			h[k] = append([]string(nil), v...)
 		}
 	}
 	return h
@@ -563,7 +600,7 @@ type Stats struct {
 	NotModified   int64 // revalidations the origin answered with 304
 	Stores        int64 // entries written to the store
 	Coalesced     int64 // callers served from another caller's or process's fetch
-	Bypasses      int64 // requests the cache did not handle (unsafe methods, ranges)
+	Bypasses      int64 // requests the cache did not handle (unsafe methods, several ranges)
 	StaleServed   int64 // stale entries served (stale-while-revalidate, stale-if-error)
 	StoreErrors   int64 // store calls that failed or timed out: the store is down, stuck or overloaded (each served from the origin)
 	StoreRefused  int64 // store calls the store answered with an error, such as a Redis out of memory (each served from the origin; see RefusedError)

@@ -191,21 +191,6 @@ func TestInvalidate_RFC9111_4_4_UnsafeMethodPurgesForEveryTransport(t *testing.T
 	assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd=uri-miss")
 }
 
-func TestRange_RequestBypassesWithoutDisturbingStored(t *testing.T) {
-	f := newFixture(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "max-age=60")
-		http.ServeContent(w, r, "f", time.Time{}, strings.NewReader("0123456789"))
-	}, roundtrip.Options{})
-	f.get("/f")
-	resp, body := f.get("/f", "Range", "bytes=0-3")
-	assert.Equal(t, http.StatusPartialContent, resp.StatusCode)
-	assert.Equal(t, "0123", body)
-	assert.Contains(t, resp.Header.Get("Cache-Status"), "fwd=bypass")
-	resp, body = f.get("/f")
-	assert.Equal(t, "0123456789", body)
-	assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")
-}
-
 func TestShared_RFC9111_3_PrivateAndAuthorizedNeverServedToOthers(t *testing.T) {
 	f := newFixture(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
