@@ -226,7 +226,8 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 		return f
 	}
 
-	f.storable, f.detail = t.policy.Storable(rq, resp)
+	storable, why := t.policy.Storable(rq, resp)
+	f.storable, f.detail = storable, string(why)
 	if f.storable && resp.ContentLength > t.maxEntry {
 		f.storable, f.detail = false, "too-large"
 	}

@@ -304,7 +304,7 @@ func (t *Transport) bypass(rq *policy.Request) (*http.Response, error) {
 			t.purge(rq.R.Context(), u)
 		}
 	}
-	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Detail: rq.Bypass}.AppendTo(resp.Header, t.name)
+	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Detail: string(rq.Bypass)}.AppendTo(resp.Header, t.name)
 	return resp, nil
 }
 
