@@ -75,6 +75,9 @@ func (p *Policy) NewResponse(rq *Request, resp *http.Response, body []byte, reqT
 	addDate(s.Header, respTime)
 	for _, v := range resp.Header["Vary"] {
 		splitList(v, func(name string) {
+			if !isToken(name) {
+				return // names no request field (RFC 9110 §5.1): selects nothing
+			}
 			name = textproto.CanonicalMIMEHeaderKey(name)
 			for _, have := range s.Vary {
 				if have == name {
