@@ -606,15 +606,21 @@ func (b *clientBody) failed() error {
 	return b.err
 }
 
-// logRequests writes one debug line per request once it is answered.
+// logRequests writes one debug line per request once it is answered, or
+// aborted: ReverseProxy panics with http.ErrAbortHandler when the client
+// stops taking the body (the write timeout) or the upstream's breaks off.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rw := &recorder{ResponseWriter: w, status: http.StatusOK}
+		aborted := true
+		defer func() {
+			s.log.Debug("request", "method", r.Method, "uri", r.URL.RequestURI(), "host", r.Host,
+				"status", rw.status, "bytes", rw.bytes, "cache_status", w.Header().Get("Cache-Status"),
+				"duration", time.Since(start), "aborted", aborted)
+		}()
 		next.ServeHTTP(rw, r)
-		s.log.Debug("request", "method", r.Method, "uri", r.URL.RequestURI(), "host", r.Host,
-			"status", rw.status, "bytes", rw.bytes, "cache_status", w.Header().Get("Cache-Status"),
-			"duration", time.Since(start))
+		aborted = false
 	})
 }
 
