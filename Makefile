@@ -48,7 +48,7 @@ cover:
 ## fuzz: every fuzz target for FUZZTIME each
 FUZZTIME ?= 60s
 fuzz:
-	@set -e; for pkg in ./policy/ ./rediscache/; do \
+	@set -e; for pkg in ./policy/ ./rediscache/ ./internal/proxy/; do \
 		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; \

@@ -133,6 +133,16 @@ func nextDirective(s string) (name, arg string, hasArg bool, rest string) {
 // isTchar reports whether c may appear in a token (RFC 9110 §5.6.2).
 func isTchar(c byte) bool { return tchar[c] }
 
+// isToken reports whether s is an RFC 9110 §5.6.2 token.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !tchar[s[i]] {
+			return false
+		}
+	}
+	return s != ""
+}
+
 var tchar = func() (t [256]bool) {
 	for c := 0; c < 256; c++ {
 		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/fleetcache/fleetcache/policy"
@@ -155,4 +156,40 @@ func ExamplePolicy_Complete() {
 	// Output:
 	// true bytes=4- "v1"
 	// true 200 0123456789
+}
+
+func ExamplePolicy_ForEveryone() {
+	p := policy.New(policy.Options{})
+	r, _ := http.NewRequest("GET", "https://example.com/items", nil)
+	stored := &policy.Response{Method: "GET", URL: "https://example.com/items", Status: 200, Header: http.Header{"Etag": {`"v1"`}}}
+
+	// A revalidation answered "private" for a caller with a cookie: the
+	// answer may be that caller's own, and the stored response stays.
+	r.Header.Set("Cookie", "session=1")
+	rq := p.ParseRequest(r)
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Cache-Control": {"private"}}}
+	_, why := p.Storable(&rq, resp)
+	fmt.Println(why, p.ForEveryone(&rq, resp, stored, why))
+
+	// The same answer to a caller without one speaks for everyone.
+	r.Header.Del("Cookie")
+	rq = p.ParseRequest(r)
+	fmt.Println(why, p.ForEveryone(&rq, resp, stored, why))
+	// Output:
+	// private false
+	// private true
+}
+
+func ExamplePolicy_ParseRequest_bypass() {
+	p := policy.New(policy.Options{})
+	withBody, _ := http.NewRequest("GET", "https://example.com/search", strings.NewReader(`{"q":"x"}`))
+	override, _ := http.NewRequest("GET", "https://example.com/items", nil)
+	override.Header.Set("X-HTTP-Method-Override", "DELETE")
+	for _, r := range []*http.Request{withBody, override} {
+		rq := p.ParseRequest(r)
+		fmt.Println(rq.Bypass)
+	}
+	// Output:
+	// body
+	// override
 }

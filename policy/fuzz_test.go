@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"testing"
@@ -134,4 +135,48 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// FuzzVary: whatever a Vary field and the request's values are, the names
+// recorded are distinct, canonical list members; the request that was
+// stored selects its own response (unless Vary: *); the values recorded
+// are already normal; and a request whose values differ after
+// normalisation names another variant.
+func FuzzVary(f *testing.F) {
+	for _, s := range [][2]string{
+		{"Accept-Encoding", "gzip"},
+		{"accept-language, Accept-Language ,, ", "en , \tfr"},
+		{"Accept, *", ""},
+		{`X-A,"X-B"`, "a,,b"},
+		{"x-a\tx-b", " "},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, vary, value string) {
+		h := http.Header{}
+		fieldNamesEach(vary, func(name string) { h[textproto.CanonicalMIMEHeaderKey(name)] = []string{value} })
+		rq := shared.ParseRequest(&http.Request{Method: "GET", URL: &url.URL{Scheme: "http", Host: "example.com", Path: "/v"}, Header: h})
+		s := shared.NewResponse(&rq, newResp(200, "Cache-Control", "max-age=60", "Vary", vary), nil, t0, t0)
+		seen := map[string]bool{}
+		for i, name := range s.Vary {
+			if name == "" || strings.ContainsAny(name, ", \t") || seen[name] || textproto.CanonicalMIMEHeaderKey(name) != name {
+				t.Fatalf("Vary %q: bad or repeated name %q in %q", vary, name, s.Vary)
+			}
+			seen[name] = true
+			if v := s.VaryValues[i]; string(appendNormalized(nil, []string{v}, caseOf(name))) != v {
+				t.Fatalf("Vary %q: value %q is not normal", vary, v)
+			}
+		}
+		if star := varyStar(s.Header); varyMatches(s, h) == star {
+			t.Fatalf("Vary %q, value %q: the stored request selects its response: %v, Vary: * %v", vary, value, !star, star)
+		}
+		if len(s.Vary) == 0 {
+			return
+		}
+		other := h.Clone()
+		other[s.Vary[0]] = []string{value + "x"}
+		if Variant(s.Vary, VaryValues(s.Vary, other)) == Variant(s.Vary, s.VaryValues) {
+			t.Fatalf("Vary %q: values %q and %q name one variant", vary, value, value+"x")
+		}
+	})
 }

@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"io"
 	"math"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,7 +88,7 @@ func TestParse_RequestBypass(t *testing.T) {
 	tests := []struct {
 		method, target string
 		kv             []string
-		want           string
+		want           Reason
 	}{
 		{"GET", testURL, nil, ""},
 		{"HEAD", testURL, nil, ""},
@@ -100,11 +103,67 @@ func TestParse_RequestBypass(t *testing.T) {
 		{"GET", testURL, []string{"If-Match", `"a"`}, "precondition"},
 		{"GET", testURL, []string{"If-Unmodified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"}, "precondition"},
 		{"GET", "/relative", nil, "url"},
+		{"GET", testURL, []string{"X-HTTP-Method-Override", "DELETE"}, "override"},
+		{"HEAD", testURL, []string{"X-Original-URL", "/admin"}, "override"},
+		{"GET", testURL, []string{"X-Rewrite-URL", "/admin"}, "override"},
+		{"GET", testURL, []string{"X-Forwarded-Scheme", "http"}, "override"},
+		{"GET", testURL, []string{"X-Forwarded-Port", "1"}, "override"},
+		{"GET", testURL, []string{"X-Forwarded-Host", "a.test", "X-Forwarded-Proto", "https", "X-Forwarded-For", "192.0.2.1"}, ""},
 	}
 	for _, tt := range tests {
 		if got := shared.ParseRequest(newReq(tt.method, tt.target, tt.kv...)).Bypass; got != tt.want {
 			t.Errorf("%s %s %v: Bypass = %q, want %q", tt.method, tt.target, tt.kv, got, tt.want)
 		}
+	}
+	for _, name := range OverrideFields() {
+		if got := shared.ParseRequest(newReq("GET", testURL, name, "x")).Bypass; got != ReasonOverride {
+			t.Errorf("GET with %s: Bypass = %q, want override", name, got)
+		}
+	}
+}
+
+// RFC 9110 §9.3.1: content in a GET has no defined semantics, yet an origin
+// may read it; the answer is not the URL's, and must not be stored or
+// shared with callers that sent none.
+func TestParse_RFC9110_9_3_1_RequestContentBypasses(t *testing.T) {
+	withBody := func(method string, body io.Reader, edit func(*http.Request)) *http.Request {
+		r, err := http.NewRequest(method, testURL, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			edit(r)
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		r    *http.Request
+		want Reason
+	}{
+		{"GET without content", withBody("GET", nil, nil), ""},
+		{"GET with an empty body", withBody("GET", strings.NewReader(""), nil), ""},
+		{"GET with Content-Length", withBody("GET", strings.NewReader("q=1"), nil), ReasonBody},
+		{"HEAD with Content-Length", withBody("HEAD", strings.NewReader("q=1"), nil), ReasonBody},
+		{"GET with a body of unknown length", withBody("GET", io.MultiReader(strings.NewReader("q")), nil), ReasonBody},
+		{"GET chunked, as a server reads it", withBody("GET", nil, func(r *http.Request) {
+			r.ContentLength, r.TransferEncoding, r.Body = -1, []string{"chunked"}, http.NoBody
+		}), ReasonBody},
+		{"GET with a Transfer-Encoding field", withBody("GET", nil, func(r *http.Request) {
+			r.Header.Set("Transfer-Encoding", "chunked")
+		}), ReasonBody},
+		{"POST stays a method bypass", withBody("POST", strings.NewReader("q=1"), nil), ReasonMethod},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rq := shared.ParseRequest(tt.r)
+			if rq.Bypass != tt.want {
+				t.Errorf("Bypass = %q, want %q", rq.Bypass, tt.want)
+			}
+			if ok, why := shared.Storable(&rq, newResp(200, "Cache-Control", "max-age=60")); tt.want != "" && (ok || why != tt.want) {
+				t.Errorf("Storable = %v %q, want false %q", ok, why, tt.want)
+			}
+		})
 	}
 }
 

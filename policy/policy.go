@@ -66,11 +66,11 @@ type Request struct {
 	R   *http.Request
 	URL string // NormalizeURL(R.URL)
 	// Bypass is non-empty when the cache must not be consulted at all and
-	// the request goes straight to the origin: "method" (not GET or HEAD),
-	// "range" (a Range the cache does not answer: several ranges, another
-	// unit, bad syntax), "precondition" (If-Match, If-Unmodified-Since),
-	// "url" (no absolute URL to key on).
-	Bypass string
+	// the request goes straight to the origin, uncollapsed: ReasonURL,
+	// ReasonMethod, ReasonBody, ReasonOverride, ReasonRange (a Range the
+	// cache does not answer: several ranges, another unit, bad syntax) or
+	// ReasonPrecondition.
+	Bypass Reason
 	// Range is the Range field of a GET asking for one byte range, which
 	// the cache answers from stored responses (see Part); "" otherwise. A
 	// HEAD's Range is ignored, as servers do (RFC 9110 §14.2).
@@ -87,9 +87,9 @@ type Request struct {
 	// StaleIfError is the request's stale-if-error (RFC 5861), -1 when absent.
 	StaleIfError time.Duration
 
-	hasAuth bool
-	rng     byteRange
-	ifRange string
+	hasAuth, hasCookie bool
+	rng                byteRange
+	ifRange            string
 }
 
 // ParseRequest parses r's cache-relevant parts. It does not change r.
@@ -97,14 +97,18 @@ func (p *Policy) ParseRequest(r *http.Request) Request {
 	rq := Request{R: r}
 	switch {
 	case r.URL == nil || r.URL.Host == "":
-		rq.Bypass = "url"
+		rq.Bypass = ReasonURL
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
-		rq.Bypass = "method"
+		rq.Bypass = ReasonMethod
+	case hasContent(r):
+		rq.Bypass = ReasonBody
+	case hasOverride(r.Header):
+		rq.Bypass = ReasonOverride
 	case r.Method == http.MethodGet && len(r.Header["Range"]) > 0 && !rq.parseRange(r.Header):
-		rq.Bypass = "range"
+		rq.Bypass = ReasonRange
 	case len(r.Header["If-Match"]) > 0 || len(r.Header["If-Unmodified-Since"]) > 0:
 		// Preconditions only the origin can evaluate (RFC 9111 §4.3.2).
-		rq.Bypass = "precondition"
+		rq.Bypass = ReasonPrecondition
 	}
 	if r.URL != nil {
 		rq.URL = NormalizeURL(targetURL(r))
@@ -128,6 +132,7 @@ func (p *Policy) ParseRequest(r *http.Request) Request {
 	rq.MinFresh = durationOrAbsent(d.minFresh)
 	rq.StaleIfError = durationOrAbsent(d.sie)
 	rq.hasAuth = len(r.Header["Authorization"]) > 0
+	rq.hasCookie = len(r.Header["Cookie"]) > 0
 	return rq
 }
 
@@ -276,7 +281,7 @@ func missFwd(why string) string {
 func (p *Policy) unusable(rq *Request, s *Response) string {
 	switch {
 	case rq.Bypass != "":
-		return rq.Bypass
+		return string(rq.Bypass)
 	case s == nil || s.URL != rq.URL:
 		return "uri-miss"
 	case s.Method != rq.R.Method && s.Method != http.MethodGet:
@@ -354,14 +359,16 @@ func (p *Policy) Keep(stored *Response, now time.Time) (ttl time.Duration, expli
 		return 0, false // a freshened entry may have turned unstorable
 	}
 	ttl = e.ttl()
+	// The sums saturate: an Expires in the year 9999 makes the lifetime
+	// the largest Duration already.
 	if e.d.has(ccNoCache) {
 		ttl = 0 // only ever used after a validation
 	} else if !p.staleForbidden(&e.d) {
-		ttl += seconds(max(e.d.swr, e.d.sie, 0))
+		ttl = addSat(ttl, seconds(max(e.d.swr, e.d.sie, 0)))
 	}
 	explicit = ttl > 0 && !e.heuristic
 	if hasValidator(stored.Header) {
-		ttl = max(ttl, 0) + revalidationWindow
+		ttl = addSat(max(ttl, 0), revalidationWindow)
 	}
 	return ttl, explicit
 }
@@ -419,8 +426,8 @@ func currentAge(s *Response, now time.Time) time.Duration {
 	return addSat(initial, max(now.Sub(s.ResponseTime), 0))
 }
 
-// addSat adds two non-negative durations, saturating instead of wrapping:
-// hostile dates must not turn an old response young.
+// addSat adds b >= 0 to a, saturating instead of wrapping: hostile dates
+// must not turn an old response young, nor a long-lived one expired.
 func addSat(a, b time.Duration) time.Duration {
 	if a > math.MaxInt64-b {
 		return math.MaxInt64

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -317,7 +318,7 @@ func TestStaleIfError_RFC5861_4(t *testing.T) {
 	}
 }
 
-func TestKeep(t *testing.T) {
+func TestKeep_RFC9111_1_2_2(t *testing.T) {
 	day := 24 * time.Hour
 	tests := []struct {
 		name     string
@@ -339,6 +340,10 @@ func TestKeep(t *testing.T) {
 		{"no-store (a 304 may bring it)", shared, []string{"Cache-Control", "max-age=60, no-store", "ETag", `"x"`}, 0, 0, false},
 		{"shared: private (a 304 may bring it)", shared, []string{"Cache-Control", "max-age=60, private"}, 0, 0, false},
 		{"private cache: private", private, []string{"Cache-Control", "max-age=60, private"}, 0, 60 * time.Second, true},
+		// §1.2.2: a calculation that overflows saturates.
+		{"far Expires with a validator saturates", shared, []string{"Date", httpDate(t0), "Expires", "Fri, 31 Dec 9999 23:59:59 GMT", "ETag", `"x"`}, 0, math.MaxInt64, true},
+		{"far Expires with a stale window saturates", shared, []string{"Date", httpDate(t0), "Expires", "Fri, 31 Dec 9999 23:59:59 GMT", "Cache-Control", "stale-while-revalidate=60"}, 0, math.MaxInt64, true},
+		{"far Expires with both saturates", shared, []string{"Date", httpDate(t0), "Expires", "Fri, 31 Dec 9999 23:59:59 GMT", "Cache-Control", "stale-if-error=60", "Last-Modified", httpDate(t0)}, time.Hour, math.MaxInt64, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

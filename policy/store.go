@@ -9,52 +9,53 @@ import (
 
 // Storable reports whether the origin's response to rq may be stored by
 // this cache (RFC 9111 §3). Only GET responses are stored: a HEAD is served
-// from a stored GET and a HEAD 200 freshens it (FreshenHead). reason is a
-// short word for the Cache-Status detail when ok is false: the Bypass value,
-// "method", "no-store", "status", "must-understand", "private",
-// "set-cookie", "authorization", "vary", "partial" or "uncacheable". A 206
-// is stored when it holds one byte range of a representation of known
-// length (RFC 9111 §3.3); it then answers the ranges it covers.
+// from a stored GET and a HEAD 200 freshens it (FreshenHead). reason says
+// why not when ok is false: the Bypass value, ReasonMethod, ReasonNoStore,
+// ReasonStatus, ReasonMustUnderstand, ReasonPrivate, ReasonSetCookie,
+// ReasonAuthorization, ReasonVary, ReasonPartial or ReasonUncacheable.
+// ForEveryone says whether that reason holds for the URL's other requests
+// too. A 206 is stored when it holds one byte range of a representation of
+// known length (RFC 9111 §3.3); it then answers the ranges it covers.
 //
 // A shared cache does not store a response with Set-Cookie, even a public
 // one, as Varnish and nginx do not: one user's session must never reach
 // another.
-func (p *Policy) Storable(rq *Request, resp *http.Response) (ok bool, reason string) {
+func (p *Policy) Storable(rq *Request, resp *http.Response) (ok bool, reason Reason) {
 	switch {
 	case rq.Bypass != "":
 		return false, rq.Bypass
 	case rq.R.Method != http.MethodGet:
-		return false, "method"
+		return false, ReasonMethod
 	case rq.NoStore:
-		return false, "no-store"
+		return false, ReasonNoStore
 	}
 	code := resp.StatusCode
 	d, targeted := p.control(resp.Header)
 	switch {
 	case !storableStatus(code):
-		return false, "status"
+		return false, ReasonStatus
 	case !understoodStatus(code) && d.has(ccMustUnderstand):
-		return false, "must-understand"
+		return false, ReasonMustUnderstand
 	case d.has(ccNoStore) && !d.has(ccMustUnderstand):
 		// must-understand with an understood status overrides no-store (§5.2.2.3).
-		return false, "no-store"
+		return false, ReasonNoStore
 	case !p.private && d.has(ccPrivate):
-		return false, "private"
+		return false, ReasonPrivate
 	case !p.private && len(resp.Header["Set-Cookie"]) > 0:
-		return false, "set-cookie"
+		return false, ReasonSetCookie
 	case p.authorizationBlocks(rq, &d) != "":
-		return false, "authorization"
+		return false, ReasonAuthorization
 	case varyStar(resp.Header):
-		return false, "vary" // never matches a request (§4.1): not worth storing
+		return false, ReasonVary // never matches a request (§4.1): not worth storing
 	case code == http.StatusPartialContent && !singlePart(resp.Header):
-		return false, "partial" // several parts, or no length to place them in (§3.3)
+		return false, ReasonPartial // several parts, or no length to place them in (§3.3)
 	}
 	explicit := d.has(ccPublic) || d.maxAge != absent ||
 		(p.private && d.has(ccPrivate|ccPrivateFields)) ||
 		(!p.private && d.sMaxAge != absent) ||
 		(!targeted && len(resp.Header["Expires"]) > 0)
 	if !explicit && !heuristicStatus(code) {
-		return false, "uncacheable"
+		return false, ReasonUncacheable
 	}
 	return true, ""
 }
@@ -78,6 +79,9 @@ func (p *Policy) NewResponse(rq *Request, resp *http.Response, body []byte, reqT
 	addDate(s.Header, respTime)
 	for _, v := range resp.Header["Vary"] {
 		splitList(v, func(name string) {
+			if !isToken(name) {
+				return // names no request field (RFC 9110 §5.1): selects nothing
+			}
 			name = textproto.CanonicalMIMEHeaderKey(name)
 			for _, have := range s.Vary {
 				if have == name {

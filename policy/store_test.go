@@ -16,7 +16,7 @@ func TestStore_RFC9111_3_Storable(t *testing.T) {
 		status int
 		kv     []string
 		ok     bool
-		reason string
+		reason Reason
 	}{
 		{"GET 200 heuristically cacheable", shared, "GET", nil, 200, nil, true, ""},
 		{"HEAD responses are not entries", shared, "HEAD", nil, 200, []string{"Cache-Control", "max-age=60"}, false, "method"},
@@ -128,7 +128,8 @@ func TestStore_RFC9111_5_2_2_4_NoCacheFields(t *testing.T) {
 
 func TestStore_ResponseTimesAndVaryRecorded(t *testing.T) {
 	rq := shared.ParseRequest(newReq("GET", testURL, "Accept-Encoding", "gzip,  br", "accept-language", "en"))
-	s := shared.NewResponse(&rq, newResp(200, "Vary", "accept-encoding, Accept-Language", "Vary", "Accept-Encoding"), nil, t0, t0.Add(time.Second))
+	// Members that are no field name (RFC 9110 §5.1) name no request field.
+	s := shared.NewResponse(&rq, newResp(200, "Vary", "accept-encoding, Accept-Language, x-a\tx-b", "Vary", `Accept-Encoding, "X-Q", `), nil, t0, t0.Add(time.Second))
 	if !reflect.DeepEqual(s.Vary, []string{"Accept-Encoding", "Accept-Language"}) || !reflect.DeepEqual(s.VaryValues, []string{"gzip,br", "en"}) {
 		t.Errorf("Vary = %q %q", s.Vary, s.VaryValues)
 	}
@@ -174,4 +175,58 @@ func must(s *Response, ok bool) *Response {
 		panic("not selected")
 	}
 	return s
+}
+
+// RFC 9111 §4.3.3: a full response to a validation may replace what is
+// stored; one that may not be stored removes it only when the refusal
+// speaks for the URL's other requests too, not when it may come from this
+// request's credentials, cookies, negotiation or conditions.
+func TestForEveryone_RFC9111_4_3_3_OnlyTheResponseSpeaksForEveryone(t *testing.T) {
+	stored := storedAt(shared, 200, "Cache-Control", "max-age=60", "ETag", `"v1"`)
+	tests := []struct {
+		name   string
+		p      *Policy
+		reqKV  []string
+		status int
+		kv     []string
+		stored *Response
+		want   bool
+	}{
+		{"no-store", shared, nil, 200, []string{"Cache-Control", "no-store"}, stored, true},
+		{"private", shared, nil, 200, []string{"Cache-Control", "private"}, stored, true},
+		{"private to a request with Authorization", shared, []string{"Authorization", "Bearer x"}, 200, []string{"Cache-Control", "private"}, stored, false},
+		{"no-store to a request with a cookie", shared, []string{"Cookie", "s=1"}, 200, []string{"Cache-Control", "no-store"}, stored, false},
+		{"no-store to a request with a cookie, private cache", private, []string{"Cookie", "s=1"}, 200, []string{"Cache-Control", "no-store"}, stored, true},
+		{"Set-Cookie to a request with a cookie", shared, []string{"Cookie", "s=1"}, 200, []string{"Set-Cookie", "s=2", "Cache-Control", "max-age=60", "ETag", `"v2"`}, stored, false},
+		{"Set-Cookie with a new validator", shared, nil, 200, []string{"Set-Cookie", "s=2", "Cache-Control", "max-age=60", "ETag", `"v2"`}, stored, true},
+		{"Set-Cookie, same validator", shared, nil, 200, []string{"Set-Cookie", "s=2", "Cache-Control", "max-age=60", "ETag", `"v1"`}, stored, false},
+		{"Set-Cookie on a plain miss", shared, nil, 200, []string{"Set-Cookie", "s=2"}, nil, true},
+		{"406 to the request's Accept", shared, []string{"Accept", "application/xml"}, 406, nil, stored, false},
+		{"406 with no-store", shared, []string{"Accept", "application/xml"}, 406, []string{"Cache-Control", "no-store"}, stored, false},
+		{"429 on a plain miss", shared, nil, 429, nil, nil, false},
+		{"404: the resource is gone", shared, nil, 404, []string{"ETag", `"gone"`}, stored, true},
+		{"304 to the caller's own conditions", shared, nil, 304, nil, nil, false},
+		{"200 without cache headers, no new validator", shared, nil, 200, nil, stored, false},
+		{"too large, new Last-Modified", shared, nil, 200, []string{"Last-Modified", httpDate(t0)}, storedAt(shared, 200, "Last-Modified", httpDate(t0.Add(-time.Hour))), true},
+		{"request no-store", shared, []string{"Cache-Control", "no-store"}, 200, []string{"Cache-Control", "max-age=60"}, stored, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rq := tt.p.ParseRequest(newReq("GET", testURL, tt.reqKV...))
+			resp := newResp(tt.status, tt.kv...)
+			ok, why := tt.p.Storable(&rq, resp)
+			if ok {
+				why = ReasonTooLarge // stored by policy, refused by the cache's size limit
+			}
+			if got := tt.p.ForEveryone(&rq, resp, tt.stored, why); got != tt.want {
+				t.Errorf("ForEveryone(%q) = %v, want %v", why, got, tt.want)
+			}
+		})
+	}
+	for _, why := range []Reason{ReasonURL, ReasonMethod, ReasonBody, ReasonOverride, ReasonRange, ReasonPrecondition, ReasonAuthorization} {
+		rq := shared.ParseRequest(newReq("GET", testURL))
+		if shared.ForEveryone(&rq, newResp(200, "Cache-Control", "no-store"), stored, why) {
+			t.Errorf("ForEveryone(%q) = true: a reason of the request's own", why)
+		}
+	}
 }

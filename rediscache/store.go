@@ -570,7 +570,7 @@ func variantOf(r *policy.Response) string {
 }
 
 // Put stores resp under (resp.URL, policy.Variant(resp.Vary, resp.VaryValues))
-// for ttl, indexes it in its shard's LRU sorted set, records the URL's Vary
+// for ttl (at most MaxTTL), indexes it in its shard's LRU sorted set, records the URL's Vary
 // names and variants, evicts least-recently-used entries of that shard while
 // it is over capacity — entries with explicit=false (only a heuristic made
 // them fresh, or they are kept only for revalidation) before all others —
@@ -583,6 +583,7 @@ func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 	if ttl < time.Millisecond {
 		return false, nil // gone before Redis could expire it
 	}
+	ttl = min(ttl, MaxTTL)
 	lim, err := s.currentLimits(ctx)
 	if err != nil {
 		return false, err

@@ -1,6 +1,7 @@
 package roundtrip
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -18,8 +19,9 @@ const (
 	filling flightState = iota
 	// complete: the whole body is in buf; entry is set when it was storable.
 	complete
-	// streaming: the body is not shared (too large, or not storable): only
-	// the owner reads it, from buf and then straight from the origin.
+	// streaming: the body is not shared (not storable, too large, or past
+	// the process's buffer budget): only the owner reads it, from buf and
+	// then straight from the origin, at its own pace.
 	streaming
 	// failed: the origin call or its body failed, or every reader left.
 	failed
@@ -31,8 +33,11 @@ const (
 // body and are served the stored entry, each with its own reader, but only
 // when the policy lets that entry answer their own request.
 //
-// Memory is bounded by MaxEntryBytes (plus one read chunk): a body that
-// grows past it stops being buffered and is handed to the owner alone.
+// Memory is bounded by MaxEntryBytes (plus one read chunk) per flight, and
+// by MaxBufferedBytes for all of them: a body that would grow past either
+// stops being buffered and is handed to the owner alone. The bytes buffered
+// count against the budget until the pump is done and the owner closed its
+// body (release).
 type flight struct {
 	owner *caller
 	// Set before the flight is published, read-only afterwards.
@@ -44,6 +49,7 @@ type flight struct {
 	head              *policy.Response // storable: the entry without its body; read-only
 	keepOwner         func() bool      // stops the owner's giving up from disowning the flight
 	detail            string           // why the response was not storable
+	buffers           *budget          // the process-wide budget that held accounts against
 	cancel            context.CancelFunc
 	timer             *time.Timer // the shared fetch deadline; stopped when the owner alone streams
 
@@ -57,6 +63,8 @@ type flight struct {
 	ownerGone bool
 	keep      bool // read the body whole even with nobody left to read it
 	waiters   int
+	out       outcome // storable: what became of the body, once state left filling
+	held      int64   // bytes of buf accounted against buffers
 }
 
 // caller identifies one RoundTrip call, so that the flight knows whose
@@ -66,7 +74,7 @@ type caller struct{ ctx context.Context }
 // done returns a flight that needs no origin body: an entry found in the
 // store after a fleet peer filled it, or one freshened by a 304.
 func doneFlight(entry *policy.Response) *flight {
-	return &flight{ready: true, state: complete, entry: entry, storable: true, wake: make(chan struct{})}
+	return &flight{ready: true, state: complete, entry: entry, storable: true, out: stored, wake: make(chan struct{})}
 }
 
 // failedFlight records an origin call that returned no response.
@@ -80,12 +88,12 @@ func (f *flight) broadcast() {
 	f.wake = make(chan struct{})
 }
 
-// pump reads the origin body into buf until it ends, grows past limit, or
-// nobody wants it any more. When the body arrived whole, fill builds and
-// stores the entry before anyone sees the end of the body, so that a caller
-// that has read a response finds it stored. end then runs once either way,
-// with that entry or nil (tooLarge says why there is none).
-func (f *flight) pump(limit int64, fill func(body []byte) *policy.Response, end func(e *policy.Response, tooLarge bool)) {
+// pump reads the origin body into buf until it ends, grows past limit or
+// past the budget, or nobody wants it any more. When the body arrived
+// whole, fill builds and stores the entry before anyone sees the end of the
+// body, so that a caller that has read a response finds it stored. end then
+// runs once either way, with that entry or nil, and the outcome.
+func (f *flight) pump(limit int64, fill func(body []byte) (*policy.Response, outcome), end func(e *policy.Response, out outcome)) {
 	body := f.resp.Body
 	chunkp := chunks.Get().(*[]byte)
 	defer chunks.Put(chunkp)
@@ -93,42 +101,84 @@ func (f *flight) pump(limit int64, fill func(body []byte) *policy.Response, end 
 	for {
 		n, err := body.Read(chunk)
 		f.mu.Lock()
-		f.buf = append(f.buf, chunk[:n]...)
 		whole := err == io.EOF
 		switch {
+		case !f.hold(n):
+			// Past the budget: the owner alone reads the rest, the bytes
+			// just read first.
+			f.state, f.out = streaming, bufferFull
+			f.rest = &prefixed{Reader: io.MultiReader(bytes.NewReader(bytes.Clone(chunk[:n])), body), Closer: body}
+			f.handOff()
 		case err != nil && !whole:
-			f.state, f.bodyErr = failed, err
-		case int64(len(f.buf)) > limit:
+			f.buf = append(f.buf, chunk[:n]...)
+			f.state, f.out, f.bodyErr = failed, truncated, err
+		case int64(len(f.buf)+n) > limit:
 			// Too large to cache: the owner alone reads the rest, at its
 			// own pace and under its own context.
-			f.state, f.rest = streaming, body
+			f.buf = append(f.buf, chunk[:n]...)
+			f.state, f.out, f.rest = streaming, tooLarge, body
 			f.handOff()
-		case whole:
-		case f.ownerGone && f.waiters == 0 && !f.keep:
-			f.state, f.bodyErr = failed, context.Canceled
+		default:
+			f.buf = append(f.buf, chunk[:n]...)
+			if !whole && f.ownerGone && f.waiters == 0 && !f.keep {
+				f.state, f.out, f.bodyErr = failed, truncated, context.Canceled
+			}
 		}
-		state := f.state
+		state, out := f.state, f.out
+		f.release()
 		f.broadcast()
 		f.mu.Unlock()
 		switch {
 		case state == filling && whole:
 			f.finish(body)
-			e := fill(f.buf) // buf no longer changes
+			e, out := fill(f.buf) // buf no longer changes
 			f.mu.Lock()
-			f.state, f.entry = complete, e
+			f.state, f.entry, f.out = complete, e, out
+			f.release()
 			f.broadcast()
 			f.mu.Unlock()
-			end(e, false)
+			end(e, out)
 			return
 		case state == failed:
 			f.finish(body)
-			end(nil, false)
+			end(nil, out)
 			return
 		case state == streaming:
-			end(nil, true)
+			end(nil, out)
 			return
 		}
 	}
+}
+
+// hold accounts for n more bytes of buf against the budget, reporting
+// false when they do not fit. A body of known length had all of it
+// accounted for before the pump started. f.mu must be held.
+func (f *flight) hold(n int) bool {
+	need := int64(len(f.buf)+n) - f.held
+	if need <= 0 {
+		return true
+	}
+	if !f.buffers.take(need) {
+		return false
+	}
+	f.held += need
+	return true
+}
+
+// release gives the buffered bytes back to the budget once nobody reads
+// them: the pump is done and the owner closed its body. Callers served the
+// entry have their own reference to it. f.mu must be held.
+func (f *flight) release() {
+	if f.held > 0 && f.ownerGone && f.state != filling {
+		f.buffers.give(f.held)
+		f.held, f.buf = 0, nil
+	}
+}
+
+// prefixed reads bytes already taken from a body before the body's rest.
+type prefixed struct {
+	io.Reader
+	io.Closer
 }
 
 // chunks recycles the pump's read buffers: every miss needs one for as long
@@ -187,24 +237,48 @@ func (f *flight) join() bool {
 // wait blocks until the body is complete (returning the entry, nil when the
 // response was not storable) or will not be shared, or ctx ends.
 func (f *flight) wait(ctx context.Context) (*policy.Response, error) {
+	err := f.settle(ctx)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	defer f.leave()
-	for f.state == filling {
-		wake := f.wake
-		f.mu.Unlock()
-		select {
-		case <-wake:
-			f.mu.Lock()
-		case <-ctx.Done():
-			f.mu.Lock()
-			return nil, ctx.Err()
-		}
+	f.leave()
+	if err != nil {
+		return nil, err
 	}
 	if f.state == complete && f.storable {
 		return f.entry, nil
 	}
 	return nil, nil
+}
+
+// settle blocks until the body is no longer filling, or ctx ends.
+func (f *flight) settle(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for f.state == filling {
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			f.mu.Lock()
+			return ctx.Err()
+		}
+		f.mu.Lock()
+	}
+	return nil
+}
+
+// report fills in what cs says about the store: stored, or why not.
+func (f *flight) report(cs policy.CacheStatus) policy.CacheStatus {
+	if !f.storable {
+		cs.Detail = f.detail
+		return cs
+	}
+	f.mu.Lock()
+	out := f.out
+	f.mu.Unlock()
+	cs.Stored, cs.Detail = out == stored, out.detail()
+	return cs
 }
 
 // leave unregisters a waiter, abandoning the fetch when nobody is left to
@@ -233,6 +307,7 @@ func (f *flight) disown() {
 		f.rest.Close()
 		f.rest = nil
 	}
+	f.release()
 }
 
 // body returns the owner's reader of the response body.
@@ -304,6 +379,7 @@ func (r *flightReader) Close() error {
 	}
 	r.closed = true
 	f.ownerGone = true
+	f.release()
 	if f.state == streaming && f.rest != nil {
 		err := f.rest.Close()
 		f.rest = nil

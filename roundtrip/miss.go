@@ -226,7 +226,8 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 			timer.Stop()
 			cancel()
 			f.ready, f.state, f.entry = true, complete, joined
-			f.storable, _ = t.put(rq.R.Context(), joined)
+			f.out = t.put(rq.R.Context(), joined)
+			f.storable = f.out != uncacheable
 			t.endLease(lease)
 			return f
 		case resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
@@ -254,60 +255,77 @@ func (t *Transport) origin(rq *policy.Request, stored *policy.Response, me *call
 			return t.origin(rq, nil, me, lease, key, false)
 		}
 		f.ready, f.state, f.entry = true, complete, fresh
-		// The 304 may have made the response unshareable (private,
-		// no-store): then what was stored must go, and nobody but this
-		// caller is served it.
-		f.storable, _ = t.put(rq.R.Context(), fresh)
+		f.out = t.put(rq.R.Context(), fresh)
+		f.storable = f.out != uncacheable
 		if !f.storable {
-			t.purge(rq.R.Context(), rq.URL)
+			// The 304 made the response unshareable (private, no-store):
+			// nobody but this caller is served it, and what was stored
+			// goes unless the reason may be this request's own.
+			merged := &http.Response{StatusCode: fresh.Status, Header: fresh.Header}
+			_, why := t.policy.Storable(rq, merged)
+			f.detail = string(why)
+			if t.policy.ForEveryone(rq, merged, nil, why) {
+				t.purge(rq.R.Context(), rq.URL)
+			}
 		}
 		t.endLease(lease)
 		return f
 	}
 
-	f.storable, f.detail = t.policy.Storable(rq, resp)
-	if f.storable && resp.ContentLength > t.maxEntry {
-		f.storable, f.detail = false, "too-large"
+	storable, why := t.policy.Storable(rq, resp)
+	if storable && resp.ContentLength > t.maxEntry {
+		storable, why = false, policy.ReasonTooLarge
 	}
-	if f.storable {
+	if storable {
 		// The entry is built from the header now and gets its body when
 		// the body is in. One that would be neither fresh nor worth a
 		// revalidation (no freshness, no validator) is kept by no store
 		// and can serve no waiter: it is as unshareable as a private one.
 		f.head = t.policy.NewResponse(rq, resp, nil, reqTime, respTime)
 		if ttl, _ := t.policy.Keep(f.head, respTime); ttl <= 0 {
-			f.storable, f.detail, f.head = false, "uncacheable", nil
+			storable, why, f.head = false, policy.ReasonUncacheable, nil
+		}
+	}
+	f.storable, f.detail, f.buffers = storable, string(why), &t.buffers
+	if storable && resp.ContentLength > 0 {
+		// A body of known length is accounted for whole, before a byte
+		// of it is read.
+		if t.buffers.take(resp.ContentLength) {
+			f.held, f.buf = resp.ContentLength, make([]byte, 0, resp.ContentLength)
+		} else {
+			// The process holds all it may: this one streams through
+			// uncached. That says nothing about the URL (why stays
+			// empty): no marker, no purge.
+			f.storable, f.detail, f.head = false, bufferFull.detail(), nil
 		}
 	}
 	if !f.storable {
-		t.unshareable(rq, resp, stored, f.detail, key, lease)
+		t.unshareable(rq, resp, stored, why, key, lease)
 		f.mu.Lock()
 		f.state, f.rest = streaming, resp.Body
 		f.handOff()
 		f.mu.Unlock()
 		return f
 	}
-	if resp.ContentLength > 0 {
-		f.buf = make([]byte, 0, resp.ContentLength)
-	}
 	t.filling.Store(key, f)
 	t.fetches.add()
-	go f.pump(t.maxEntry, func(body []byte) *policy.Response {
+	go f.pump(t.maxEntry, func(body []byte) (*policy.Response, outcome) {
 		entry := *f.head // f.head stays as the owner may have seen it
 		entry.Body = body
-		if _, refused := t.put(rq.R.Context(), &entry); refused {
-			t.unshareable(rq, resp, nil, "too-large", key, nil)
+		out := t.put(rq.R.Context(), &entry)
+		if out == tooLarge {
+			t.unshareable(rq, resp, nil, policy.ReasonTooLarge, key, nil)
 		}
 		// Stored first, forgotten second, and both before anyone sees the
 		// body end: a caller that finds neither the flight nor the entry
 		// cannot exist, and none finds a finished flight.
 		t.filling.CompareAndDelete(key, f)
-		return &entry
-	}, func(entry *policy.Response, tooLarge bool) {
+		return &entry, out
+	}, func(entry *policy.Response, out outcome) {
 		defer t.fetches.done()
 		t.filling.CompareAndDelete(key, f)
-		if tooLarge {
-			t.unshareable(rq, resp, stored, "too-large", key, lease)
+		if out == tooLarge && entry == nil { // handed off for its size; a store's refusal was handled in fill
+			t.unshareable(rq, resp, stored, policy.ReasonTooLarge, key, lease)
 			return
 		}
 		t.endLease(lease)
@@ -335,16 +353,16 @@ func (t *Transport) combine(rq *policy.Request, partial *policy.Response, resp *
 	return joined
 }
 
-// unshareable handles a response that may not be stored. When the reason
-// lies in the response itself, and so holds for every request of the URL,
-// key is marked so that the next burst is not collapsed behind a response
-// it cannot use (Varnish's hit-for-miss), in the process and in the fleet;
-// and a stored response it answered a revalidation of is removed, since
-// the origin no longer lets it be shared. Server errors leave the stored
-// response alone: stale-if-error may need it.
-func (t *Transport) unshareable(rq *policy.Request, resp *http.Response, stored *policy.Response, reason, key string, lease *coalesce.Lease) {
+// unshareable handles a response that may not be stored. When the policy
+// says the reason holds for every request of the URL, not only for this
+// one, key is marked so that the next burst is not collapsed behind a
+// response it cannot use (Varnish's hit-for-miss), in the process and in
+// the fleet; and a stored response it answered a revalidation of is
+// removed, since the origin no longer lets it be shared. Server errors
+// leave the stored response alone: stale-if-error may need it.
+func (t *Transport) unshareable(rq *policy.Request, resp *http.Response, stored *policy.Response, why policy.Reason, key string, lease *coalesce.Lease) {
 	defer t.endLease(lease)
-	if !responseReason(rq, resp, reason) {
+	if !t.policy.ForEveryone(rq, resp, stored, why) {
 		return
 	}
 	t.hfm.mark(key, t.now())
@@ -355,20 +373,6 @@ func (t *Transport) unshareable(rq *policy.Request, resp *http.Response, stored 
 	if stored != nil && resp.StatusCode < 500 {
 		t.purge(ctx, rq.URL)
 	}
-}
-
-// responseReason reports whether a response was refused by the store for
-// what the response says rather than for what this one request carried.
-func responseReason(rq *policy.Request, resp *http.Response, reason string) bool {
-	switch reason {
-	case "authorization", "method", "range", "precondition", "url":
-		return false
-	case "no-store":
-		return !rq.NoStore
-	case "status":
-		return resp.StatusCode != http.StatusNotModified // an answer to the caller's own conditions
-	}
-	return true
 }
 
 // endLease frees the fleet lease once the fetch is over. Peers waiting on
@@ -399,7 +403,7 @@ func (t *Transport) respond(rq *policy.Request, stored *policy.Response, fwd str
 		if f.resp != nil {
 			status = f.resp.StatusCode
 		}
-		resp := t.serveEntry(rq, f.entry, fwd, status, f.resp == nil, f.storable)
+		resp := t.serveEntry(rq, f.entry, f.report(policy.CacheStatus{Fwd: fwd, FwdStatus: status, Collapsed: f.resp == nil}))
 		if f.resp != nil {
 			// A cookie the origin set with its 304 is this caller's; it
 			// is never stored.
@@ -409,20 +413,34 @@ func (t *Transport) respond(rq *policy.Request, stored *policy.Response, fwd str
 		}
 		return resp, nil
 	}
+	if f.head != nil && f.resp.ContentLength >= 0 && f.resp.ContentLength <= settleBytes {
+		if err := f.settle(rq.R.Context()); err != nil {
+			f.disown()
+			return nil, err
+		}
+	}
+	cs := f.report(policy.CacheStatus{Fwd: fwd, FwdStatus: f.resp.StatusCode})
 	if f.head != nil && policy.NotModified(rq.R, f.head) {
 		// The caller's own validators match what is being stored: a
 		// local 304 (RFC 9111 §4.3.2), while the body is still read
 		// whole for the store.
 		f.disown()
-		return t.serveEntry(rq, f.head, fwd, f.resp.StatusCode, false, !t.brk.isOpen()), nil
+		return t.serveEntry(rq, f.head, cs), nil
 	}
 	resp := *f.resp
 	resp.Header = f.resp.Header.Clone()
 	resp.Body = f.body(rq.R.Context())
 	resp.Request = rq.R
-	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Stored: f.storable && !t.brk.isOpen(), Detail: f.detail}.AppendTo(resp.Header, t.name)
+	cs.AppendTo(resp.Header, t.name)
 	return &resp, nil
 }
+
+// settleBytes is the largest storable body, of known length, whose caller
+// is answered only once it arrived and the store took it, so that
+// Cache-Status can say whether it was stored: a body that small comes with
+// its header in practice. A larger one, or one of unknown length, streams
+// to its caller at once, and Cache-Status says detail=storing.
+const settleBytes = 32 << 10
 
 // follow serves a caller that waited on another caller's flight: the
 // stored result when it can answer this caller's own request, and
@@ -440,20 +458,18 @@ func (t *Transport) follow(rq *policy.Request, stored *policy.Response, fwd stri
 		}
 		if entry != nil && t.policy.Reuse(rq, entry, t.now()).Action == policy.Serve {
 			t.stats.coalesced.Add(1)
-			return t.serveEntry(rq, entry, fwd, 0, true, !t.brk.isOpen()), nil
+			return t.serveEntry(rq, entry, f.report(policy.CacheStatus{Fwd: fwd, Collapsed: true})), nil
 		}
 	}
 	return t.respond(rq, stored, fwd, t.origin(rq, stored, &caller{ctx: rq.R.Context()}, nil, t.flightKey(rq), false))
 }
 
-// serveEntry serves an entry that was just fetched or freshened; fwdStatus
-// is the origin's answer, 0 when another caller's fetch got it, and stored
-// whether the entry is (being) kept in the store.
-func (t *Transport) serveEntry(rq *policy.Request, entry *policy.Response, fwd string, fwdStatus int, collapsed, stored bool) *http.Response {
+// serveEntry serves an entry that was just fetched or freshened, with cs
+// saying how (its ttl is added here).
+func (t *Transport) serveEntry(rq *policy.Request, entry *policy.Response, cs policy.CacheStatus) *http.Response {
 	reuse := t.policy.Reuse(rq, entry, t.now())
-	return t.serve(rq, entry, reuse.Age, policy.CacheStatus{
-		Fwd: fwd, FwdStatus: fwdStatus, Stored: stored, Collapsed: collapsed, TTL: reuse.TTL, HasTTL: true,
-	})
+	cs.TTL, cs.HasTTL = reuse.TTL, true
+	return t.serve(rq, entry, reuse.Age, cs)
 }
 
 // staleOnError serves stored instead of an origin failure when

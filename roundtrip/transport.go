@@ -77,6 +77,12 @@ type Options struct {
 	// MaxEntryBytes is the largest body that is stored; larger bodies
 	// stream through uncached and are never held whole. 0 means 8 MiB.
 	MaxEntryBytes int64
+	// MaxBufferedBytes bounds the bytes of response bodies the transport
+	// holds at once, over all requests, while it reads them whole for the
+	// store. A response that would go past it streams to its caller
+	// uncached, at the caller's pace, so that slow readers cannot make
+	// the process hold their bodies. 0 means DefaultMaxBufferedBytes.
+	MaxBufferedBytes int64
 	// Name is the cache's name in Cache-Status; "" means DefaultName.
 	Name string
 	// Logger receives the few events worth logging; nil means slog.Default().
@@ -122,6 +128,7 @@ type Transport struct {
 	bgMu       sync.Mutex // orders goBackground against Close
 	bg         sync.WaitGroup
 	fetches    inflight        // shared fetches and the bodies being read for the store
+	buffers    budget          // the bytes of those bodies held now
 	background context.Context // ended by Close: stops background refreshes
 	stop       context.CancelFunc
 
@@ -160,6 +167,10 @@ func New(store Store, opts Options) *Transport {
 	}
 	if t.maxEntry <= 0 {
 		t.maxEntry = 8 << 20
+	}
+	t.buffers.limit = opts.MaxBufferedBytes
+	if t.buffers.limit <= 0 {
+		t.buffers.limit = DefaultMaxBufferedBytes
 	}
 	if t.storeTimeout <= 0 {
 		t.storeTimeout = 100 * time.Millisecond
@@ -303,13 +314,13 @@ func (t *Transport) bypass(rq *policy.Request) (*http.Response, error) {
 		resp.Header = make(http.Header)
 	}
 	fwd := "bypass"
-	if rq.Bypass == "method" {
+	if rq.Bypass == policy.ReasonMethod {
 		fwd = "method"
 		for _, u := range policy.Invalidates(rq.R, resp) {
 			t.purge(rq.R.Context(), u)
 		}
 	}
-	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Detail: rq.Bypass}.AppendTo(resp.Header, t.name)
+	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Detail: string(rq.Bypass)}.AppendTo(resp.Header, t.name)
 	return resp, nil
 }
 
@@ -555,14 +566,16 @@ func asGet(rq *policy.Request) *policy.Request {
 	return &g
 }
 
-// put stores an entry for as long as the policy says it is worth keeping.
-// shareable is false when the policy says it is not worth keeping at all;
-// refused when the store declined it (too large for its budget). A store
-// that could not be reached is neither: the entry was fine.
-func (t *Transport) put(ctx context.Context, entry *policy.Response) (shareable, refused bool) {
+// put stores an entry for as long as the policy says it is worth keeping,
+// and says what came of it: uncacheable when the policy says it is not
+// worth keeping at all, tooLarge when the store declined it (too large for
+// its budget), storeFailed or storeRefused when the store failed. Only
+// uncacheable says anything about the entry: in every other case it was
+// fine to share.
+func (t *Transport) put(ctx context.Context, entry *policy.Response) outcome {
 	ttl, explicit := t.policy.Keep(entry, t.now())
 	if ttl <= 0 {
-		return false, false
+		return uncacheable
 	}
 	var kept bool
 	ctx = context.WithoutCancel(ctx)
@@ -570,14 +583,18 @@ func (t *Transport) put(ctx context.Context, entry *policy.Response) (shareable,
 		kept, err = t.store.Put(ctx, entry, ttl, explicit)
 		return err
 	})
-	if err != nil {
-		return true, false
+	var r RefusedError
+	switch {
+	case errors.As(err, &r):
+		return storeRefused
+	case err != nil:
+		return storeFailed
+	case !kept:
+		return tooLarge
 	}
-	if kept {
-		t.stats.stores.Add(1)
-		t.vary.set(entry.URL, entry.Vary)
-	}
-	return true, !kept
+	t.stats.stores.Add(1)
+	t.vary.set(entry.URL, entry.Vary)
+	return stored
 }
 
 func equalNames(a, b []string) bool {
@@ -604,6 +621,7 @@ type Stats struct {
 	StaleServed   int64 // stale entries served (stale-while-revalidate, stale-if-error)
 	StoreErrors   int64 // store calls that failed or timed out: the store is down, stuck or overloaded (each served from the origin)
 	StoreRefused  int64 // store calls the store answered with an error, such as a Redis out of memory (each served from the origin; see RefusedError)
+	BufferedBytes int64 // bytes of response bodies held now while read for the store (at most MaxBufferedBytes)
 	BreakerOpen   bool  // the store is failing and is not being called
 	BreakerTrips  int64 // times the breaker opened
 }
@@ -626,6 +644,7 @@ func (t *Transport) Stats() Stats {
 		StaleServed:   t.stats.staleServed.Load(),
 		StoreErrors:   t.stats.storeErrors.Load(),
 		StoreRefused:  t.stats.storeRefused.Load(),
+		BufferedBytes: t.buffers.used.Load(),
 		BreakerOpen:   open,
 		BreakerTrips:  trips,
 	}

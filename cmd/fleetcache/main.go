@@ -34,6 +34,7 @@ import (
 
 	"github.com/fleetcache/fleetcache/internal/proxy"
 	"github.com/fleetcache/fleetcache/rediscache"
+	"github.com/fleetcache/fleetcache/roundtrip"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -116,6 +117,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&cfg.Private, "private", false, "be a private (single-user) cache, which may store responses marked private")
 	fs.Int64Var(&cfg.MaxEntries, "max-entries", 0, "cache capacity in `entries`, seeded in Redis when the prefix has none yet (0: "+fmt.Sprint(rediscache.DefaultMaxEntries)+")")
 	fs.Int64Var(&cfg.MaxEntryBytes, "max-entry-bytes", 0, "largest body stored, in `bytes`; larger ones stream through uncached (0: 8 MiB)")
+	fs.Int64Var(&cfg.MaxBufferedBytes, "max-buffered-bytes", 0, fmt.Sprintf("most `bytes` of bodies held in memory at once, over all requests, while read for the store; past it responses stream through uncached (0: %d MiB)", roundtrip.DefaultMaxBufferedBytes>>20))
+	fs.BoolVar(&cfg.PassOverrideHeaders, "pass-override-headers", false, "forward X-HTTP-Method-Override, X-Original-URL, X-Forwarded-Scheme and the like (dropped by default); requests carrying one bypass the cache")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", proxy.DefaultReadHeaderTimeout, "longest a client may take to send a request's header")
+	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", proxy.DefaultReadTimeout, "longest a client may take to send a whole request, body included")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "longest a keep-alive connection stays open idle")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", proxy.DefaultWriteTimeout, "longest one write of a response waits for the client to take it; each write that goes through starts it again")
+	fs.DurationVar(&cfg.ResponseTimeout, "response-timeout", proxy.DefaultResponseTimeout, "longest a whole response may take, from the request's arrival to its last byte")
 	fs.StringVar(&cfg.HealthPath, "health-path", proxy.DefaultHealthPath, "`path` answered with 200 ok (and PATH/stats with JSON counters) instead of being proxied")
 	logLevel := fs.String("log-level", "info", "`level`: debug, info, warn or error; debug logs one line per request")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")

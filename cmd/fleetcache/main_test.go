@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetcache/fleetcache/internal/proxy"
 )
 
 func noEnv(string) string { return "" }
@@ -37,6 +39,9 @@ func TestRun_BadConfigExits2WithOneLine(t *testing.T) {
 		{"upstream with another scheme", []string{"-upstream", "ftp://example.com"}, nil, "not an http:// or https:// URL"},
 		{"unparsable redis url", []string{"-upstream", "http://example.com", "-redis", "postgres://db"}, nil, "redis"},
 		{"negative size", []string{"-upstream", "http://example.com", "-max-entry-bytes", "-1"}, nil, "max entry bytes -1"},
+		{"negative buffer budget", []string{"-upstream", "http://example.com", "-max-buffered-bytes", "-1"}, nil, "max buffered bytes -1"},
+		{"negative timeout", []string{"-upstream", "http://example.com", "-write-timeout", "-1s"}, nil, "timeout -1s is negative"},
+		{"timeout without unit", nil, map[string]string{"FLEETCACHE_UPSTREAM": "http://example.com", "FLEETCACHE_READ_TIMEOUT": "30"}, "FLEETCACHE_READ_TIMEOUT"},
 		{"non-numeric size", []string{"-upstream", "http://example.com", "-max-entries", "many"}, nil, "-max-entries"},
 		{"unknown log level", []string{"-upstream", "http://example.com", "-log-level", "loud"}, nil, `unknown log level "loud"`},
 		{"unknown flag", []string{"-upstream", "http://example.com", "-cache-everything"}, nil, "flag provided but not defined: -cache-everything"},
@@ -88,14 +93,39 @@ func TestParseConfig_FlagWinsOverEnvironment(t *testing.T) {
 		"FLEETCACHE_MAX_ENTRY_BYTES": "1024",
 		"FLEETCACHE_LOG_LEVEL":       "debug",
 		"FLEETCACHE_VERSION":         "v9.9.9", // set by build systems; never read
+
+		"FLEETCACHE_MAX_BUFFERED_BYTES":    "4096",
+		"FLEETCACHE_PASS_OVERRIDE_HEADERS": "1",
+		"FLEETCACHE_READ_HEADER_TIMEOUT":   "1s",
+		"FLEETCACHE_READ_TIMEOUT":          "2s",
+		"FLEETCACHE_IDLE_TIMEOUT":          "3s",
+		"FLEETCACHE_WRITE_TIMEOUT":         "4s",
+		"FLEETCACHE_RESPONSE_TIMEOUT":      "5s",
 	})
-	cfg, level, showVersion, err := parseConfig([]string{"-listen", "127.0.0.1:2222"}, env, io.Discard)
+	cfg, level, showVersion, err := parseConfig([]string{"-listen", "127.0.0.1:2222", "-write-timeout", "40s"}, env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:2222" || cfg.Upstream != "http://from-env" || !cfg.Private ||
-		cfg.MaxEntryBytes != 1024 || level.String() != "DEBUG" || showVersion {
+		cfg.MaxEntryBytes != 1024 || level.String() != "DEBUG" || showVersion ||
+		cfg.MaxBufferedBytes != 4096 || !cfg.PassOverrideHeaders ||
+		cfg.ReadHeaderTimeout != time.Second || cfg.ReadTimeout != 2*time.Second || cfg.IdleTimeout != 3*time.Second ||
+		cfg.WriteTimeout != 40*time.Second || cfg.ResponseTimeout != 5*time.Second {
 		t.Errorf("got %+v level %v version %v", cfg, level, showVersion)
+	}
+}
+
+// With neither flags nor environment, the timeouts are the proxy's
+// defaults, which the usage shows.
+func TestParseConfig_TimeoutDefaults(t *testing.T) {
+	cfg, _, _, err := parseConfig(nil, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ReadHeaderTimeout != proxy.DefaultReadHeaderTimeout || cfg.ReadTimeout != proxy.DefaultReadTimeout ||
+		cfg.IdleTimeout != proxy.DefaultIdleTimeout || cfg.WriteTimeout != proxy.DefaultWriteTimeout ||
+		cfg.ResponseTimeout != proxy.DefaultResponseTimeout {
+		t.Errorf("got %+v", cfg)
 	}
 }
 

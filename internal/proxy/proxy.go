@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -33,6 +35,32 @@ import (
 const (
 	DefaultListen     = "127.0.0.1:8080"
 	DefaultHealthPath = "/.fleetcache/health"
+
+	// The client side's timeouts. A sidecar's clients are services next
+	// to it, and a client slower than these is gone or hostile: each one
+	// it keeps waiting holds a connection, a goroutine and an upstream
+	// request.
+	//
+	// DefaultReadHeaderTimeout bounds reading a request's header: a few
+	// KB, which no live client takes seconds to send (slowloris).
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds reading a whole request, body included;
+	// services that take large uploads raise it.
+	DefaultReadTimeout = time.Minute
+	// DefaultIdleTimeout closes a keep-alive connection idle that long.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultWriteTimeout is the longest one write of a response may
+	// wait for the client to take it. The deadline moves on with every
+	// write that goes through, so a download of any length is not cut
+	// while the client reads, and one that stops reading is dropped
+	// (http.Server's WriteTimeout, fixed from the request's start, would
+	// cut every long download instead).
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultResponseTimeout bounds a whole response, from its request's
+	// arrival to its last byte, so that a client reading a trickle, just
+	// fast enough for the write timeout, cannot keep it forever: 6 GB
+	// at 10 MB/s.
+	DefaultResponseTimeout = 10 * time.Minute
 )
 
 // ErrConfig is wrapped by the errors Start returns for a configuration it
@@ -68,6 +96,19 @@ type Config struct {
 	// MaxEntryBytes is the largest body stored; larger ones stream through
 	// uncached. 0 means the Transport's default.
 	MaxEntryBytes int64
+	// MaxBufferedBytes bounds the bodies held in memory, over all
+	// requests, while they are read for the store; past it responses
+	// stream through uncached at their client's pace. 0 means
+	// roundtrip.DefaultMaxBufferedBytes.
+	MaxBufferedBytes int64
+	// PassOverrideHeaders forwards the fields of policy.OverrideFields
+	// (X-HTTP-Method-Override, X-Original-URL, X-Forwarded-Scheme, ...),
+	// which the proxy otherwise drops: an upstream that honours one would
+	// answer another request than the one the cache keys on. Requests
+	// that carry one then bypass the cache.
+	PassOverrideHeaders bool
+	// The client side's timeouts; 0 means the Default of the same name.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout, WriteTimeout, ResponseTimeout time.Duration
 	// HealthPath answers 200 "ok" for load balancers, and HealthPath+"/stats"
 	// the cache's counters as JSON; "" means DefaultHealthPath. Requests for
 	// these two paths never reach the upstream.
@@ -115,6 +156,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.MaxEntryBytes < 0 {
 		return nil, fmt.Errorf("%w: max entry bytes %d is negative", ErrConfig, cfg.MaxEntryBytes)
+	}
+	if cfg.MaxBufferedBytes < 0 {
+		return nil, fmt.Errorf("%w: max buffered bytes %d is negative", ErrConfig, cfg.MaxBufferedBytes)
+	}
+	for _, d := range []time.Duration{cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.IdleTimeout, cfg.WriteTimeout, cfg.ResponseTimeout} {
+		if d < 0 {
+			return nil, fmt.Errorf("%w: timeout %v is negative", ErrConfig, d)
+		}
 	}
 	health := cmp.Or(cfg.HealthPath, DefaultHealthPath)
 	if !strings.HasPrefix(health, "/") {
@@ -179,20 +228,31 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.upstream.MaxIdleConnsPerHost = s.upstream.MaxIdleConns
 	s.upstream.DisableCompression = true
 	s.rt = roundtrip.New(s.store, roundtrip.Options{
-		Transport:     toUpstream{addr: upstream.Host, next: s.upstream},
-		Private:       cfg.Private,
-		MaxEntryBytes: cfg.MaxEntryBytes,
-		Logger:        s.log,
+		Transport:        toUpstream{addr: upstream.Host, next: s.upstream},
+		Private:          cfg.Private,
+		MaxEntryBytes:    cfg.MaxEntryBytes,
+		MaxBufferedBytes: cfg.MaxBufferedBytes,
+		Logger:           s.log,
 	})
 
+	writes := writeLimits{
+		perWrite: cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout),
+		response: cmp.Or(cfg.ResponseTimeout, DefaultResponseTimeout),
+	}
 	s.srv = &http.Server{
-		Handler: s.handler(upstream, cfg.UpstreamHost, health),
-		// Bound the time a client may take to send its header, so idle
-		// half-open connections cannot pile up; bodies may stream for as
-		// long as they need, so there is no read or write timeout.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Handler:           writes.apply(s.handler(upstream, cfg.UpstreamHost, cfg.PassOverrideHeaders, health)),
+		ReadHeaderTimeout: cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       cmp.Or(cfg.ReadTimeout, DefaultReadTimeout),
+		IdleTimeout:       cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout),
+		// No WriteTimeout: writeLimits sets a deadline per write. An idle
+		// connection keeps none, so that the next request's first write
+		// does not meet the last one's.
+		ConnState: func(c net.Conn, state http.ConnState) {
+			if state == http.StateIdle {
+				c.SetWriteDeadline(time.Time{})
+			}
+		},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go func() {
 		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
@@ -282,12 +342,19 @@ func DefaultPrefix(upstream *url.URL) string {
 }
 
 // handler answers the health and stats paths itself and proxies everything
-// else to upstream.
-func (s *Server) handler(upstream *url.URL, upstreamHost bool, health string) http.Handler {
+// else to upstream, once the path's dot segments are resolved.
+func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, health string) http.Handler {
+	overrides := policy.OverrideFields()
 	rp := &httputil.ReverseProxy{
 		// Rewrite, unlike Director, runs after the hop-by-hop fields
-		// (RFC 9110 §7.6.1) and any client-sent X-Forwarded-* are removed.
+		// (RFC 9110 §7.6.1) and any client-sent X-Forwarded-For, -Host,
+		// -Proto and Forwarded are removed.
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			if !passOverrides {
+				for _, name := range overrides {
+					delete(pr.Out.Header, name)
+				}
+			}
 			pr.SetURL(upstream)
 			if !upstreamHost && pr.In.Host != "" {
 				// The URL names the client's host too, so that the cache
@@ -312,6 +379,16 @@ func (s *Server) handler(upstream *url.URL, upstreamHost bool, health string) ht
 	}
 	stats := health + "/stats"
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, ok := resolved(r)
+		if !ok {
+			s.log.Debug("bad path", "method", r.Method, "uri", r.RequestURI)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			policy.CacheStatus{Detail: "bad-path"}.AppendTo(w.Header(), roundtrip.DefaultName)
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintln(w, "fleetcache: bad path")
+			return
+		}
 		switch r.URL.Path {
 		case health:
 			if allowRead(w, r) {
@@ -324,7 +401,7 @@ func (s *Server) handler(upstream *url.URL, upstreamHost bool, health string) ht
 				s.serveStats(w, r)
 			}
 		default:
-			rp.ServeHTTP(w, r)
+			rp.ServeHTTP(w, withClientBody(r))
 		}
 	})
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -332,6 +409,76 @@ func (s *Server) handler(upstream *url.URL, upstreamHost bool, health string) ht
 	}
 	return h
 }
+
+// resolved returns r with the dot segments of its path resolved
+// (resolvePath), and false for a path the proxy refuses.
+func resolved(r *http.Request) (*http.Request, bool) {
+	escaped := r.URL.EscapedPath()
+	clean, err := resolvePath(escaped)
+	if err != nil {
+		return r, false
+	}
+	if clean == escaped {
+		return r, true
+	}
+	path, err := url.PathUnescape(clean)
+	if err != nil {
+		return r, false
+	}
+	// A shallow copy, as http.StripPrefix makes: the handler must not
+	// change the request it was given.
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.URL = new(url.URL)
+	*r2.URL = *r.URL
+	r2.URL.Path, r2.URL.RawPath = path, clean
+	return r2, true
+}
+
+// writeLimits bounds how long a response may wait for its client:
+// perWrite for each write, response for the whole of it.
+type writeLimits struct{ perWrite, response time.Duration }
+
+func (l writeLimits) apply(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&deadlineWriter{
+			ResponseWriter: w,
+			rc:             http.NewResponseController(w),
+			perWrite:       l.perWrite,
+			end:            time.Now().Add(l.response),
+		}, r)
+	})
+}
+
+// deadlineWriter sets the connection's write deadline before each write: a
+// write has perWrite to go through, and none may end after end. What the
+// handler flushes goes out right after a write, under its deadline.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc       *http.ResponseController
+	perWrite time.Duration
+	end      time.Time
+}
+
+func (w *deadlineWriter) extend() {
+	d := time.Now().Add(w.perWrite)
+	if d.After(w.end) {
+		d = w.end
+	}
+	_ = w.rc.SetWriteDeadline(d) // fails only for a writer without deadlines, which has nothing to bound
+}
+
+func (w *deadlineWriter) WriteHeader(code int) {
+	w.extend()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.extend()
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // toUpstream sends every request to the upstream's address, whatever host
 // its URL names.
@@ -401,7 +548,12 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &nerr) && nerr.Timeout() {
 		status, what = http.StatusGatewayTimeout, "upstream timed out"
 	}
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	if b, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok && b.failed() != nil {
+		// The client did not send the body it announced in time (the
+		// read timeout) or went away while sending it.
+		status, what = http.StatusRequestTimeout, "request body incomplete"
+		s.log.Debug(what, "method", r.Method, "uri", r.URL.RequestURI(), "err", b.failed())
+	} else if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody reads the answer.
 		s.log.Debug("client gone", "method", r.Method, "uri", r.URL.RequestURI(), "err", err)
 	} else {
@@ -414,15 +566,61 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	fmt.Fprintln(w, "fleetcache: "+what)
 }
 
-// logRequests writes one debug line per request once it is answered.
+// clientBody is a request's body that remembers why reading it failed, so
+// that a client too slow to send it is not reported as the upstream's
+// failure.
+type clientBody struct {
+	io.ReadCloser
+	mu  sync.Mutex // the upstream transport reads the body on a goroutine of its own
+	err error
+}
+
+// clientBodyKey finds a request's clientBody in its context, which the
+// ReverseProxy passes on to its error handler (the body it wraps).
+type clientBodyKey struct{}
+
+// withClientBody returns r with its body, if any, wrapped in a clientBody.
+func withClientBody(r *http.Request) *http.Request {
+	if r.Body == nil || r.Body == http.NoBody {
+		return r
+	}
+	b := &clientBody{ReadCloser: r.Body}
+	r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, b))
+	r.Body = b
+	return r
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		b.err = err
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *clientBody) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// logRequests writes one debug line per request once it is answered, or
+// aborted: ReverseProxy panics with http.ErrAbortHandler when the client
+// stops taking the body (the write timeout) or the upstream's breaks off.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rw := &recorder{ResponseWriter: w, status: http.StatusOK}
+		aborted := true
+		defer func() {
+			s.log.Debug("request", "method", r.Method, "uri", r.URL.RequestURI(), "host", r.Host,
+				"status", rw.status, "bytes", rw.bytes, "cache_status", w.Header().Get("Cache-Status"),
+				"duration", time.Since(start), "aborted", aborted)
+		}()
 		next.ServeHTTP(rw, r)
-		s.log.Debug("request", "method", r.Method, "uri", r.URL.RequestURI(), "host", r.Host,
-			"status", rw.status, "bytes", rw.bytes, "cache_status", w.Header().Get("Cache-Status"),
-			"duration", time.Since(start))
+		aborted = false
 	})
 }
 
