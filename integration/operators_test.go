@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -90,5 +93,197 @@ func TestOperators_MaxmemoryNoeviction(t *testing.T) {
 	t.Logf("%+v", st)
 	if st.StoreRefused == 0 || st.BreakerTrips != 0 || st.StoreErrors != 0 {
 		t.Errorf("%d refused calls, %d breaker trips, %d store errors; want refusals only", st.StoreRefused, st.BreakerTrips, st.StoreErrors)
+	}
+}
+
+// Sixteen clients reading one cached 6 MiB object at once move 96 MiB out of
+// Redis: the store timeout must allow for the size, and a slow large read
+// must not be taken for an outage.
+func TestOperators_LargeEntriesUnderConcurrency(t *testing.T) {
+	r := redistest.RealServer.Start(t)
+	store, err := rediscache.Open(context.Background(), r.URL, rediscache.Options{Prefix: "large:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	origin := bigOrigin(t, 6<<20)
+	client := func() (*roundtrip.Transport, *http.Client) {
+		next := &http.Transport{}
+		// The default StoreTimeout: the point is that it stretches.
+		tr := roundtrip.New(store, roundtrip.Options{Transport: next, MaxEntryBytes: 8 << 20, Logger: fleetproc.Logger(t)})
+		t.Cleanup(func() { _ = tr.Close(); next.CloseIdleConnections() })
+		return tr, &http.Client{Transport: tr}
+	}
+	writer, wc := client()
+	fetch(t, wc, origin.URL+"/big")
+	if writer.Stats().Stores != 1 {
+		t.Fatalf("the 6 MiB entry was not stored: %+v", writer.Stats())
+	}
+	// A second process, which has never seen the URL, reads it with 16
+	// clients, three times over.
+	reader, rc := client()
+	for range 3 {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() { fetch(t, rc, origin.URL+"/big") })
+		}
+		wg.Wait()
+	}
+	st := reader.Stats()
+	t.Logf("%+v", st)
+	if st.BreakerTrips != 0 {
+		t.Errorf("%d breaker trips reading a large entry", st.BreakerTrips)
+	}
+	// Every read is served from the store; one or two may go to the
+	// origin on a machine loaded enough (the race detector makes reading
+	// 6 MiB many times slower) that even the stretched timeout runs out.
+	if st.Misses > 2 || st.Hits+st.Misses != 48 {
+		t.Errorf("%d hits, %d misses; want every read but a straggler served from the store", st.Hits, st.Misses)
+	}
+}
+
+// aclUser creates a Redis 7 ACL user and returns the URL to connect as it.
+func aclUser(t *testing.T, r *redistest.Redis, name string, rules ...string) string {
+	t.Helper()
+	args := []any{"ACL", "SETUSER", name, "on", ">secret-" + name}
+	for _, rule := range rules {
+		args = append(args, rule)
+	}
+	if err := r.Client.Do(context.Background(), args...).Err(); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	return "redis://" + name + ":secret-" + name + "@" + r.Addr()
+}
+
+// Redis users as operators set them up: the ACL docs/store.md documents
+// serves every store path without a refusal; one that may use the prefix's
+// keys but not its channels still caches, says at start that fills are not
+// announced, and never fails a write on it.
+func TestOperators_ACLUsers(t *testing.T) {
+	r := redistest.RealServer.Start(t)
+	origin := trafficOrigin(t)
+	for _, tc := range []struct {
+		name        string
+		rules       []string
+		fillNotices bool
+	}{
+		{"documented ACL", []string{"~acl1:*", "&acl1:*", "+@read", "+@write", "+@scripting", "+@pubsub", "+ping", "+info"}, true},
+		{"keys but no channels", []string{"~acl2:*", "resetchannels", "+@all"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := strings.Split(strings.TrimPrefix(tc.rules[0], "~"), "*")[0]
+			url := aclUser(t, r, strings.TrimSuffix(prefix, ":"), tc.rules...)
+			var logs strings.Builder
+			logger := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+			var transports []*roundtrip.Transport
+			var store *rediscache.Store
+			for range 2 {
+				s, err := rediscache.Open(context.Background(), url, rediscache.Options{Prefix: prefix, Logger: logger})
+				if err != nil {
+					t.Fatal(err)
+				}
+				next := &http.Transport{}
+				tr := roundtrip.New(s, roundtrip.Options{Transport: next, StoreTimeout: patientStoreTimeout, LeaseTimeout: time.Second, Logger: logger})
+				t.Cleanup(func() { _ = tr.Close(); _ = s.Close(); next.CloseIdleConnections() })
+				transports, store = append(transports, tr), s
+			}
+			var wg sync.WaitGroup
+			for i := range 40 {
+				wg.Go(func() {
+					c := &http.Client{Transport: transports[i%2]}
+					for _, path := range []string{"/items/1", fmt.Sprintf("/items/%d", i%7), "/pages/1", "/checked/1"} {
+						fetchStatus(t, c, http.MethodGet, origin.URL+path)
+					}
+					fetchStatus(t, c, http.MethodPost, origin.URL+fmt.Sprintf("/never/%d", i))
+				})
+			}
+			wg.Wait()
+			for i, tr := range transports {
+				if st := tr.Stats(); st.StoreErrors != 0 || st.StoreRefused != 0 || st.BreakerTrips != 0 || st.Stores == 0 {
+					t.Errorf("transport %d: %+v; want stores, and no store errors, refusals or trips", i, st)
+				}
+			}
+			st, err := store.Stats(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.FillNotices != tc.fillNotices || st.Entries == 0 {
+				t.Errorf("store stats %+v, want FillNotices %v and entries", st, tc.fillNotices)
+			}
+			warned := strings.Count(logs.String(), "may not publish")
+			if want := map[bool]int{true: 0, false: 2}[tc.fillNotices]; warned != want {
+				t.Errorf("%d warnings about publishing (one per store expected when denied), want %d:\n%s", warned, want, logs.String())
+			}
+		})
+	}
+}
+
+// fetchStatus sends method to url through c, reads the body and wants no
+// error status.
+func fetchStatus(t *testing.T, c *http.Client, method, url string) {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode >= 400 {
+		t.Errorf("%s %s: %d, %v", method, url, resp.StatusCode, err)
+	}
+}
+
+// syncWriter makes a writer safe for the concurrent log calls of a test.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// A Redis that restarts empty (no persistence) loses the config with the
+// entries: the next read of the config seeds it again, and an operator's
+// retune after the restart is applied, not refused.
+func TestOperators_RestartWithoutPersistence(t *testing.T) {
+	r := redistest.RealServer.Start(t)
+	tr, store, c := operatorCache(t, r, rediscache.Options{Prefix: "restart:", MaxEntries: 1000, Shards: 2})
+	origin := trafficOrigin(t)
+	for i := range 20 {
+		fetchStatus(t, c, http.MethodGet, fmt.Sprintf("%s/items/%d", origin.URL, i))
+	}
+	r.Restart(t)
+	// The first calls after the restart may find the old connections gone.
+	for i := range 20 {
+		fetchStatus(t, c, http.MethodGet, fmt.Sprintf("%s/items/%d", origin.URL, i))
+	}
+	ctx := context.Background()
+	// Writes read the config again every 5 seconds; the next read seeds it.
+	n := 0
+	write := func() {
+		n++
+		fetchStatus(t, c, http.MethodGet, fmt.Sprintf("%s/items/poll-%d", origin.URL, n))
+	}
+	fleetproc.PollUntil(t, "the config seeded again", 20*time.Second, func() bool {
+		write()
+		return r.Client.HGet(ctx, "restart:config", "max_entries").Val() == "1000"
+	}, func() string { return fmt.Sprint(r.Client.HGetAll(ctx, "restart:config").Val()) })
+	if err := r.Client.HSet(ctx, "restart:config", "max_entries", "4").Err(); err != nil {
+		t.Fatal(err)
+	}
+	fleetproc.PollUntil(t, "the retune applied after the restart", 20*time.Second, func() bool {
+		write()
+		st, err := store.Stats(ctx)
+		return err == nil && st.MaxEntries == 4 && st.Entries <= 4
+	}, func() string { st, err := store.Stats(ctx); return fmt.Sprintf("%+v %v", st, err) })
+	if st := tr.Stats(); st.BreakerTrips > 1 {
+		t.Errorf("%d breaker trips across one restart", st.BreakerTrips)
 	}
 }

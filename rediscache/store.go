@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"net/url"
 	"slices"
@@ -51,6 +52,9 @@ type Options struct {
 	// chooses the values of a Vary'd header can make the cache hold for
 	// one URL.
 	MaxVariants int
+	// Logger receives the few events worth logging, such as a Redis user
+	// that may not publish under the prefix; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Defaults of Options.
@@ -95,6 +99,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxVariants == 0 {
 		o.MaxVariants = DefaultMaxVariants
 	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	return o, nil
 }
 
@@ -118,7 +125,7 @@ type Store struct {
 	client  redis.UniversalClient
 	owned   bool // Open made the client, so Close closes it
 	opts    Options
-	publish string // the command announcing a fill: SPUBLISH on a cluster
+	publish atomic.Value // string: the command announcing a fill (SPUBLISH on a cluster), "" when the user may not
 	now     func() time.Time
 	touched touchSet
 
@@ -178,12 +185,13 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{client: client, opts: opts, publish: "PUBLISH", now: time.Now, seed: layout(opts.Prefix, opts.Shards)}
+	s := &Store{client: client, opts: opts, now: time.Now, seed: layout(opts.Prefix, opts.Shards)}
 	s.life, s.stop = context.WithCancel(context.Background())
+	s.publish.Store("PUBLISH")
 	if _, ok := client.(*redis.ClusterClient); ok {
 		// Sharded pub/sub keeps the announcement on the node that owns
 		// the URL's slot instead of broadcasting it over the cluster bus.
-		s.publish = "SPUBLISH"
+		s.publish.Store("SPUBLISH")
 	}
 	return s, nil
 }
@@ -282,6 +290,7 @@ func (s *Store) load(ctx context.Context) ([]shard, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.checkPublish(ctx)
 	shards := s.seed
 	if c.shards != len(shards) {
 		shards = layout(s.opts.Prefix, c.shards)
@@ -289,6 +298,27 @@ func (s *Store) load(ctx context.Context) ([]shard, error) {
 	s.limits.Store(c.perShard(s.now()))
 	s.shards.Store(&shards)
 	return shards, nil
+}
+
+// checkPublish finds out whether the Redis user may publish under the
+// prefix (an ACL may grant its keys but not its channels). If not, fills
+// are not announced, rather than every write failing at its announcement:
+// waiters in other processes then notice a fill by polling the lease, a
+// little later. It says so once in the log; Stats.FillNotices says it too.
+func (s *Store) checkPublish(ctx context.Context) {
+	cmd, channel := s.publish.Load().(string), s.opts.Prefix+"fill:probe"
+	var err error
+	if cmd == "SPUBLISH" {
+		err = s.client.SPublish(ctx, channel, "").Err()
+	} else {
+		err = s.client.Publish(ctx, channel, "").Err()
+	}
+	if !redis.HasErrorPrefix(err, "NOPERM") {
+		return // allowed, or unknown: a real failure shows at the first write
+	}
+	s.publish.Store("")
+	s.opts.Logger.Warn("rediscache: the Redis user may not publish under the prefix; fills are not announced and waiting processes poll instead",
+		"prefix", s.opts.Prefix, "command", cmd, "err", err, "acl", "grant &"+s.opts.Prefix+"*")
 }
 
 // readConfig reads <prefix>config, seeding from the options every field
@@ -560,6 +590,22 @@ func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Resp
 	return nil, strings.Split(names, ","), nil
 }
 
+// Size returns the size in bytes of the entry stored for url and variant,
+// 0 when there is none, without reading it: one STRLEN. A caller whose read
+// of the entry timed out learns from it whether the entry's size explains
+// the wait.
+func (s *Store) Size(ctx context.Context, url, variant string) (int64, error) {
+	shards, err := s.load(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.client.StrLen(ctx, refOf(shards, url, variant).entry).Result()
+	if err != nil {
+		return 0, fmt.Errorf("rediscache: size: %w", redisfail.Classify(err))
+	}
+	return n, nil
+}
+
 // variantOf is the variant a stored response was selected on; "" when it
 // does not vary, without calling policy.Variant on the hot path.
 func variantOf(r *policy.Response) string {
@@ -608,7 +654,7 @@ func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 	err = putScript.Run(ctx, s.client,
 		[]string{r.entry, r.vary(), sh.lru, sh.ix, sh.st},
 		r.member(), val, ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
-		names, sh.entry, sh.vary, s.publish, sh.fill+r.member()[:16], s.opts.MaxVariants,
+		names, sh.entry, sh.vary, s.publish.Load(), sh.fill+r.member()[:16], s.opts.MaxVariants,
 	).Err()
 	if err != nil {
 		return false, fmt.Errorf("rediscache: put: %w", redisfail.Classify(err))
@@ -695,6 +741,11 @@ type Stats struct {
 	// instance uses.
 	MaxEntries, MaxBytes int64
 	Shards               int
+	// FillNotices is false when this instance does not announce its fills
+	// because the Redis user may not publish under the prefix (an ACL
+	// without &<prefix>*): other processes waiting on its fetches then
+	// poll for them.
+	FillNotices bool
 }
 
 // Stats reads the figures: the config, then one pipeline of two small
@@ -718,7 +769,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Stats{}, fmt.Errorf("rediscache: stats: %w", redisfail.Classify(err))
 	}
-	st := Stats{MaxEntries: c.maxEntries, MaxBytes: c.maxBytes, Shards: len(shards)}
+	st := Stats{MaxEntries: c.maxEntries, MaxBytes: c.maxBytes, Shards: len(shards), FillNotices: s.publish.Load() != ""}
 	for i := range shards {
 		st.Entries += cards[i].Val()
 		v := counts[i].Val()

@@ -832,3 +832,19 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond) // polling interval, not a wait for state
 	}
 }
+
+// Size tells an entry's size without reading it, 0 when there is none.
+func TestStore_Size(t *testing.T) {
+	eachBackend(t, Options{}, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		const u = "https://example.com/sized"
+		f.put(t, response(u, strings.Repeat("x", 5000)), time.Hour, true)
+		n, err := f.s.Size(ctx, u, "")
+		if err != nil || n != int64(len(Encode(nil, response(u, strings.Repeat("x", 5000))))) {
+			t.Errorf("Size = %d, %v; want the encoded entry's length", n, err)
+		}
+		if n, err := f.s.Size(ctx, "https://example.com/none", ""); n != 0 || err != nil {
+			t.Errorf("Size of nothing = %d, %v", n, err)
+		}
+	})
+}

@@ -65,6 +65,26 @@ func (v *varyMemo) set(url string, names []string) {
 
 func (v *varyMemo) forget(url string) { v.delete(url) }
 
+// sizeMemo remembers the size of the large entries each URL had, so that
+// reading one again is given the time its size takes (storeCallSized).
+// Small entries are not recorded: the memo stays as small as the set of
+// large URLs.
+type sizeMemo struct{ memo[int64] }
+
+func (m *sizeMemo) get(url string) int64 {
+	n, _ := m.load(url)
+	return n
+}
+
+func (m *sizeMemo) set(url string, n int64) {
+	switch old, known := m.load(url); {
+	case n >= largeEntry && old != n:
+		m.store(url, n)
+	case n < largeEntry && known:
+		m.delete(url)
+	}
+}
+
 // markers is the in-process side of hit-for-miss: keys whose last response
 // could not be shared are not collapsed until the marker expires, so that a
 // burst on an uncacheable URL does not queue behind one request at a time.

@@ -119,7 +119,9 @@ type Transport struct {
 	leaseTimeout time.Duration
 
 	group      coalesce.Group[*flight]
+	reads      coalesce.Group[got] // store reads of large entries
 	vary       varyMemo
+	sizes      sizeMemo
 	hfm        markers
 	brk        breaker
 	refusals   refusalLog
@@ -339,17 +341,13 @@ func (t *Transport) lookup(ctx context.Context, rq *policy.Request) (*policy.Res
 	names := t.vary.get(rq.URL)
 	for range 2 {
 		variant := policy.Variant(names, policy.VaryValues(names, rq.R.Header))
-		var resp *policy.Response
-		var vary []string
-		err := t.storeCall(ctx, func(ctx context.Context) (err error) {
-			resp, vary, err = t.store.Get(ctx, rq.URL, variant)
-			return err
-		})
+		resp, vary, err := t.get(ctx, rq.URL, variant)
 		switch {
 		case err != nil:
 			return nil, "uri-miss"
 		case resp != nil:
 			t.vary.set(rq.URL, resp.Vary)
+			t.sizes.set(rq.URL, int64(len(resp.Body)))
 			return resp, ""
 		case len(vary) == 0:
 			return nil, "uri-miss"
@@ -362,13 +360,78 @@ func (t *Transport) lookup(ctx context.Context, rq *policy.Request) (*policy.Res
 	return nil, "vary-miss"
 }
 
+// slowRead returns the check that a timed-out read of url's variant moved a
+// large entry, and records its size for the next read; nil when the store
+// cannot tell sizes.
+func (t *Transport) slowRead(url, variant string) func(ctx context.Context) bool {
+	sz, ok := t.store.(sizer)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context) bool {
+		n, err := sz.Size(ctx, url, variant)
+		t.sizes.set(url, n)
+		return err == nil && n >= largeEntry
+	}
+}
+
+// got is what one store read returned.
+type got struct {
+	resp *policy.Response
+	vary []string
+}
+
+// get reads url's variant from the store. Concurrent reads of an entry
+// known to be large share one store call: sixteen callers of a hot 6 MiB
+// entry would otherwise have Redis copy 96 MiB at once and each wait for
+// all of it.
+//
+// A read of an entry not known to be large that times out finds out its
+// size (slowRead); when the size explains the wait, the read is made again
+// as a large one, rather than the caller going to the origin.
+func (t *Transport) get(ctx context.Context, url, variant string) (*policy.Response, []string, error) {
+	size := t.sizes.get(url)
+	read := func(ctx context.Context) (g got, err error) {
+		err = t.storeCallSized(ctx, size, t.slowRead(url, variant), func(ctx context.Context) (err error) {
+			g.resp, g.vary, err = t.store.Get(ctx, url, variant)
+			return err
+		})
+		return g, err
+	}
+	if size < largeEntry {
+		g, err := read(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return g.resp, g.vary, err
+		}
+		if size = t.sizes.get(url); size < largeEntry {
+			return nil, nil, err
+		}
+	}
+	g, _, err := t.reads.Do(ctx, url+"\x00"+variant, t.storeTimeout*time.Duration(2+4*size/largeEntry), read)
+	return g.resp, g.vary, err
+}
+
 // storeCall runs one store operation under the store timeout and the
 // breaker. Its error only ever means "act as if uncached".
 func (t *Transport) storeCall(ctx context.Context, op func(ctx context.Context) error) error {
+	return t.storeCallSized(ctx, 0, nil, op)
+}
+
+// largeEntry is the size from which a store call's time is dominated by the
+// bytes it moves rather than by the round trip.
+const largeEntry = 1 << 20
+
+// storeCallSized is storeCall for an operation that moves about size bytes:
+// it is given StoreTimeout four times more for every MiB, since Redis and
+// the network take time in proportion to the size (sixteen readers of a 6
+// MiB entry on a 2-core machine's loopback took up to 950ms). A call that times out is an
+// outage unless slow, asked then, finds that a large entry explains it: a
+// slow large read is not a store that is down.
+func (t *Transport) storeCallSized(ctx context.Context, size int64, slow func(ctx context.Context) bool, op func(ctx context.Context) error) error {
 	if !t.brk.allow() {
 		return errBreakerOpen
 	}
-	cctx, cancel := context.WithTimeout(ctx, t.storeTimeout)
+	cctx, cancel := context.WithTimeout(ctx, t.storeTimeout*time.Duration(1+4*size/largeEntry))
 	err := op(cctx)
 	cancel()
 	var refused RefusedError
@@ -382,10 +445,31 @@ func (t *Transport) storeCall(ctx context.Context, op func(ctx context.Context) 
 	case ctx.Err() != nil:
 		t.brk.done(err, true)
 	default:
-		t.brk.done(err, false)
 		t.stats.storeErrors.Add(1)
+		timedOut := errors.Is(err, context.DeadlineExceeded)
+		large := timedOut && (size >= largeEntry || slow != nil && t.probe(ctx, slow))
+		t.brk.done(err, large)
 	}
 	return err
+}
+
+// probeTimeouts is how many store timeouts a probe after a timed-out read
+// may take: a Redis still sending large replies to others answers late, and
+// a frozen one costs the probe this long only until the breaker opens.
+const probeTimeouts = 10
+
+// probe runs slow under a store timeout of its own.
+func (t *Transport) probe(ctx context.Context, slow func(ctx context.Context) bool) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeouts*t.storeTimeout)
+	defer cancel()
+	return slow(ctx)
+}
+
+// sizer is implemented by stores that tell an entry's size without reading
+// it (rediscache does): after a read timed out, it says whether the entry
+// is large enough to explain it.
+type sizer interface {
+	Size(ctx context.Context, url, variant string) (int64, error)
 }
 
 // serve builds the caller's response from a stored one: its own header map
@@ -579,7 +663,9 @@ func (t *Transport) put(ctx context.Context, entry *policy.Response) outcome {
 	}
 	var kept bool
 	ctx = context.WithoutCancel(ctx)
-	err := t.storeCall(ctx, func(ctx context.Context) (err error) {
+	size := int64(len(entry.Body))
+	t.sizes.set(entry.URL, size)
+	err := t.storeCallSized(ctx, size, nil, func(ctx context.Context) (err error) {
 		kept, err = t.store.Put(ctx, entry, ttl, explicit)
 		return err
 	})
