@@ -173,8 +173,8 @@ func TestOperators_ACLUsers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := strings.Split(strings.TrimPrefix(tc.rules[0], "~"), "*")[0]
 			url := aclUser(t, r, strings.TrimSuffix(prefix, ":"), tc.rules...)
-			var logs strings.Builder
-			logger := slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+			var logs fleetproc.SyncBuffer
+			logger := slog.New(slog.NewTextHandler(&logs, nil))
 			var transports []*roundtrip.Transport
 			var store *rediscache.Store
 			for range 2 {
@@ -235,18 +235,6 @@ func fetchStatus(t *testing.T, c *http.Client, method, url string) {
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode >= 400 {
 		t.Errorf("%s %s: %d, %v", method, url, resp.StatusCode, err)
 	}
-}
-
-// syncWriter makes a writer safe for the concurrent log calls of a test.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // A Redis that restarts empty (no persistence) loses the config with the

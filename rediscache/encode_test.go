@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/fleetcache/fleetcache/internal/storetest"
 	"github.com/fleetcache/fleetcache/policy"
 )
 
@@ -33,27 +33,6 @@ func sampleResponse(body []byte) *policy.Response {
 		ResponseTime: time.Date(2025, 3, 1, 12, 0, 1, 5, time.UTC),
 		Vary:         []string{"Accept-Encoding"},
 		VaryValues:   []string{"gzip"},
-	}
-}
-
-// equalResponse compares what the encoding must keep. Times compare with
-// Equal (the location is not kept); an empty body equals a nil one.
-func equalResponse(t *testing.T, got, want *policy.Response) {
-	t.Helper()
-	if !got.RequestTime.Equal(want.RequestTime) || !got.ResponseTime.Equal(want.ResponseTime) {
-		t.Errorf("times = %v, %v; want %v, %v", got.RequestTime, got.ResponseTime, want.RequestTime, want.ResponseTime)
-	}
-	if !bytes.Equal(got.Body, want.Body) {
-		t.Errorf("body = %q, want %q", got.Body, want.Body)
-	}
-	g, w := *got, *want
-	g.RequestTime, g.ResponseTime, g.Body = time.Time{}, time.Time{}, nil
-	w.RequestTime, w.ResponseTime, w.Body = time.Time{}, time.Time{}, nil
-	if w.Header == nil {
-		w.Header = http.Header{}
-	}
-	if !reflect.DeepEqual(g, w) {
-		t.Errorf("decoded\n%+v\nwant\n%+v", g, w)
 	}
 }
 
@@ -84,12 +63,12 @@ func TestEncodeDecode_RoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			equalResponse(t, got, tc.r)
+			storetest.Equal(t, got, tc.r)
 			got2, err := decodeString(string(b))
 			if err != nil {
 				t.Fatal(err)
 			}
-			equalResponse(t, got2, tc.r)
+			storetest.Equal(t, got2, tc.r)
 		})
 	}
 }
@@ -104,7 +83,7 @@ func TestEncode_AppendsToDst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalResponse(t, got, r)
+	storetest.Equal(t, got, r)
 }
 
 // The body is the hit path's bulk: it must be handed out in place, not
@@ -228,12 +207,12 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		equalResponse(t, r2, r)
+		storetest.Equal(t, r2, r)
 		again, err := Decode(Encode(nil, r))
 		if err != nil {
 			t.Fatalf("re-encoded entry does not decode: %v", err)
 		}
-		equalResponse(t, again, r)
+		storetest.Equal(t, again, r)
 	})
 }
 

@@ -49,7 +49,7 @@ var tests = []struct {
 	{"Put then Get returns what was put", func(t *testing.T, h Harness) {
 		want := response(u, "hello")
 		put(t, h, want, ttl)
-		equal(t, get(t, h, u, ""), want)
+		Equal(t, get(t, h, u, ""), want)
 	}},
 	{"the stored copy is the store's own", func(t *testing.T, h Harness) {
 		r := response(u, "hello")
@@ -73,7 +73,7 @@ var tests = []struct {
 		put(t, h, gz, ttl)
 		put(t, h, br, ttl)
 		for _, want := range []*policy.Response{gz, br} {
-			equal(t, get(t, h, u, variantOf(want)), want)
+			Equal(t, get(t, h, u, variantOf(want)), want)
 		}
 		wantMiss(t, h, u, "", []string{"Accept-Encoding"})
 		wantMiss(t, h, u, policy.Variant([]string{"Accept-Encoding"}, []string{"zstd"}), []string{"Accept-Encoding"})
@@ -220,8 +220,10 @@ func wantMiss(t *testing.T, h Harness, url, variant string, vary []string) {
 	}
 }
 
-// equal compares what a store must keep; times compare with Equal.
-func equal(t *testing.T, got, want *policy.Response) {
+// Equal fails the test unless got holds what a store must keep of want:
+// every field, times compared with time.Time.Equal (the location is not
+// kept), an empty body equal to a nil one.
+func Equal(t testing.TB, got, want *policy.Response) {
 	t.Helper()
 	if !got.RequestTime.Equal(want.RequestTime) || !got.ResponseTime.Equal(want.ResponseTime) {
 		t.Errorf("times = %v, %v; want %v, %v", got.RequestTime, got.ResponseTime, want.RequestTime, want.ResponseTime)
@@ -232,7 +234,10 @@ func equal(t *testing.T, got, want *policy.Response) {
 	g, w := *got, *want
 	g.RequestTime, g.ResponseTime, g.Body = time.Time{}, time.Time{}, nil
 	w.RequestTime, w.ResponseTime, w.Body = time.Time{}, time.Time{}, nil
+	if w.Header == nil {
+		w.Header = http.Header{}
+	}
 	if !reflect.DeepEqual(g, w) {
-		t.Errorf("Get returned\n%+v\nwant\n%+v", g, w)
+		t.Errorf("got\n%+v\nwant\n%+v", g, w)
 	}
 }

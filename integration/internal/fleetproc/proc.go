@@ -28,7 +28,7 @@ type Proc struct {
 	readErr error         // why stdout ended early; read after replies is closed
 	exited  chan struct{} // closed after cmd.Wait
 	waitErr error         // read after exited is closed
-	stderr  syncBuffer
+	stderr  SyncBuffer
 	killed  bool
 	last    *Reply // the latest reply, shown when the test fails
 }
@@ -202,20 +202,20 @@ func Results(replies []Reply) []Result {
 	return all
 }
 
-// syncBuffer is a bytes.Buffer that exec's copying goroutine and the test
-// may use at the same time.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that several goroutines (exec's copying
+// goroutine and the test, concurrent loggers) may use at the same time.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
