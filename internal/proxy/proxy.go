@@ -203,6 +203,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.store, err = rediscache.New(client, rediscache.Options{
 		Prefix:     s.prefix,
 		MaxEntries: cfg.MaxEntries,
+		Logger:     s.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
