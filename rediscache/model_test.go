@@ -138,7 +138,7 @@ func (m *model) heal() {
 	// The worst Redis can leave at once: every kind of bookkeeping key
 	// gone somewhere.
 	sh := m.shards()
-	m.check(c.Del(ctx, "m:config", sh[0].lru, sh[1].ix, sh[2].st).Err(), "drop the bookkeeping")
+	m.check(c.Del(ctx, "m:config", sh[0].lru, sh[0].st, sh[1].ix, sh[2].lru, sh[2].ix).Err(), "drop the bookkeeping")
 	var largest int64
 	for _, sh := range m.shards() {
 		largest = max(largest, c.ZCard(ctx, sh.lru).Val(), c.ZCard(ctx, sh.ix).Val())

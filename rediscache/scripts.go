@@ -23,7 +23,8 @@ import (
 //	     expired on its own
 //	st   hash: bytes (total of the sizes), evictions, expired (counters for
 //	     Stats), cursor (the LRU score where the expiry sweep resumes),
-//	     lexcursor (where the repair of lost lru members resumes)
+//	     lexcursor (where the repair of lost lru members resumes), resummed
+//	     (the total was summed again after Redis dropped ix records)
 //
 // Rules every script keeps, because Redis runs a script to its end without
 // undoing what it wrote when a command fails half way:
@@ -43,7 +44,8 @@ import (
 // any of these keys. The scripts repair what it leaves: an index member
 // whose entry is gone is dropped by the sweep, one that lost its size
 // record gets it back from the entry, the byte total is summed again when
-// st is lost, and members that lost their lru record are found again by a
+// st or ix is lost (once: each a read of ix, bounded by the shard's
+// capacity), and members that lost their lru record are found again by a
 // walk of ix while the two disagree.
 
 // luaLib is the prelude the scripts share.
@@ -140,6 +142,10 @@ end
 // shard, or earlier when eviction reaches it.
 const sweepBatch = 8
 
+// putEvictions bounds the entries one write evicts, so that no write holds
+// Redis for long; a shard over a lowered limit is brought down by the trim.
+const putEvictions = 100
+
 // putScript stores one entry, indexes it, records its URL's Vary names,
 // keeps the URL within its variant limit, sweeps a few index members for
 // expired entries (repairing what an evicting Redis left of the index) and
@@ -159,7 +165,20 @@ local err = wrongType({vary, 'hash', lru, 'zset', ix, 'zset', st, 'hash'})
 if err then return err end
 
 redis.call('SET', entry, value, 'PX', ttl)
-local bytes = total(ix, st) - drop(lru, ix, member) + #value
+local bytes = total(ix, st)
+-- Redis dropped ix (an evicting maxmemory-policy) when it holds fewer
+-- records than lru holds members: the byte total still counts what it
+-- dropped. Sum it once from what ix holds; the records the sweep puts back
+-- then add their sizes.
+if redis.call('ZCARD', ix) < redis.call('ZCARD', lru) then
+	if redis.call('HGET', st, 'resummed') ~= '1' then
+		bytes = sum(ix)
+		redis.call('HSET', st, 'resummed', '1')
+	end
+elseif redis.call('HDEL', st, 'resummed') == 0 and redis.call('ZCARD', ix) == 0 then
+	bytes = 0 -- lru and ix both dropped: nothing is counted any more
+end
+bytes = bytes - drop(lru, ix, member) + #value
 redis.call('ZADD', lru, ARGV[4], member)
 redis.call('ZADD', ix, 0, member .. ':' .. #value)
 
@@ -212,14 +231,15 @@ if #members == ` + strconv.Itoa(sweepBatch) + ` then
 		if not seen[m] then members[#members + 1] = m end
 	end
 end
-local expired, repaired = 0, false
+local expired = 0
 for _, m in ipairs(members) do
 	if redis.call('EXISTS', eprefix .. m) == 0 then
 		bytes = bytes - forget(lru, ix, eprefix, vprefix, m)
 		expired = expired + 1
 	elseif not record(ix, m) then
-		redis.call('ZADD', ix, 0, m .. ':' .. redis.call('STRLEN', eprefix .. m))
-		repaired = true
+		local n = redis.call('STRLEN', eprefix .. m)
+		redis.call('ZADD', ix, 0, m .. ':' .. n)
+		bytes = bytes + n
 	end
 end
 
@@ -232,7 +252,6 @@ if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 	if lexcursor ~= '' then lo = '(' .. lexcursor end
 	local recs = redis.call('ZRANGEBYLEX', ix, lo, '+', 'LIMIT', 0, ` + strconv.Itoa(sweepBatch) + `)
 	lexcursor = recs[#recs] or ''
-	repaired = true
 	for _, r in ipairs(recs) do
 		local m = string.sub(r, 1, 33)
 		if not redis.call('ZSCORE', lru, m) then
@@ -245,14 +264,10 @@ if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 		end
 	end
 end
--- A repair means Redis dropped part of the bookkeeping, and the byte
--- total may be off by what it dropped: sum it again. So does the end of
--- each pass of the sweep, which catches what no repair saw (an entry whose
--- every record Redis dropped) at the cost of one read of ix per pass.
-if repaired or cursor == '' then bytes = sum(ix) end
-
+-- A write evicts a bounded number of entries: after a lowered limit, the
+-- background trim does the rest.
 local more
-bytes, more = evict(lru, ix, eprefix, vprefix, maxn, maxb, bytes, math.huge)
+bytes, more = evict(lru, ix, eprefix, vprefix, maxn, maxb, bytes, ` + strconv.Itoa(putEvictions) + `)
 evicted = evicted + more
 
 redis.call('HSET', st, 'bytes', num(bytes), 'cursor', cursor, 'lexcursor', lexcursor)
