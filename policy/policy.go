@@ -15,6 +15,13 @@ type Options struct {
 	// stored, s-maxage and proxy-revalidate are ignored. The default is a
 	// shared cache, which many users reach.
 	Private bool
+	// CookieAuth makes a shared cache treat a request's Cookie as
+	// RFC 9111 §3.5 treats Authorization, allowing only public and
+	// s-maxage: a response to a request with a Cookie is stored, and a
+	// stored response serves one, only when it says public or s-maxage.
+	// It is for a cache in front of an origin that tells its users apart
+	// by cookie, as package middleware's is.
+	CookieAuth bool
 	// HeuristicCap caps heuristic freshness (RFC 9111 §4.2.2); 0 means 24h.
 	HeuristicCap time.Duration
 	// NoQueryHeuristic restores the RFC 2616 §13.9 rule: no heuristic
@@ -42,6 +49,7 @@ const (
 // safe for concurrent use.
 type Policy struct {
 	private      bool
+	cookies      bool // Options.CookieAuth
 	heuristicCap time.Duration
 	noQuery      bool
 	targets      [2]string // canonical targeted field names, in precedence order
@@ -53,6 +61,7 @@ func New(opts Options) *Policy {
 	if p.heuristicCap <= 0 {
 		p.heuristicCap = defaultHeuristicCap
 	}
+	p.cookies = opts.CookieAuth
 	own := opts.TargetedField
 	if own == "" {
 		own = DefaultTargetedField
@@ -237,7 +246,7 @@ func (p *Policy) Reuse(rq *Request, stored *Response, now time.Time) Reuse {
 	}
 	e := p.evaluate(stored, now)
 	if why := p.authorizationBlocks(rq, &e.d); why != "" {
-		return Reuse{Action: Unusable, Detail: why, Fwd: missFwd(why)}
+		return Reuse{Action: Unusable, Detail: string(why), Fwd: "miss"}
 	}
 	r := Reuse{Action: Revalidate, Age: e.age, TTL: e.ttl(), Fwd: "stale"}
 	fresh := r.TTL > 0
@@ -296,10 +305,16 @@ func (p *Policy) unusable(rq *Request, s *Response) string {
 }
 
 // authorizationBlocks applies §3.5: a shared cache reuses a response to a
-// request with Authorization only when the response allows it explicitly.
-func (p *Policy) authorizationBlocks(rq *Request, d *directives) string {
-	if rq.hasAuth && !p.private && !d.has(ccPublic|ccMustRevalidate) && d.sMaxAge == absent {
-		return "authorization"
+// request with Authorization only when the response allows it explicitly;
+// with CookieAuth, a request with a Cookie only when it says public
+// or s-maxage.
+func (p *Policy) authorizationBlocks(rq *Request, d *directives) Reason {
+	switch {
+	case p.private || d.sMaxAge != absent:
+	case rq.hasAuth && !d.has(ccPublic|ccMustRevalidate):
+		return ReasonAuthorization
+	case p.cookies && rq.hasCookie && !d.has(ccPublic):
+		return ReasonCookie
 	}
 	return ""
 }

@@ -24,6 +24,7 @@ const (
 	ReasonPrivate        Reason = "private"         // private, in a shared cache
 	ReasonSetCookie      Reason = "set-cookie"      // Set-Cookie, in a shared cache
 	ReasonAuthorization  Reason = "authorization"   // the request's Authorization, not allowed by the response
+	ReasonCookie         Reason = "cookie"          // the request's Cookie, not allowed by the response (Options.CookieAuth)
 	ReasonVary           Reason = "vary"            // Vary: *
 	ReasonPartial        Reason = "partial"         // a 206 of several parts, or of no known length
 	ReasonUncacheable    Reason = "uncacheable"     // nothing makes it cacheable, or nothing is worth keeping
@@ -94,7 +95,7 @@ func hasContent(r *http.Request) bool {
 // validator other than stored's (the resource changed).
 func (p *Policy) ForEveryone(rq *Request, resp *http.Response, stored *Response, why Reason) bool {
 	switch why {
-	case "", ReasonURL, ReasonMethod, ReasonBody, ReasonOverride, ReasonRange, ReasonPrecondition, ReasonAuthorization:
+	case "", ReasonURL, ReasonMethod, ReasonBody, ReasonOverride, ReasonRange, ReasonPrecondition, ReasonAuthorization, ReasonCookie:
 		return false
 	case ReasonNoStore:
 		if rq.NoStore {

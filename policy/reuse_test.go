@@ -384,3 +384,51 @@ func TestReuse_RFC9211_2_4_FwdReportsWhyTheRequestWentForward(t *testing.T) {
 		})
 	}
 }
+
+// With CookieAuth a request's Cookie is a credential as RFC 9111
+// §3.5 makes Authorization one, allowing public and s-maxage only: what a
+// cookie may personalise is neither stored nor served to it otherwise.
+func TestCookieAuth_RFC9111_3_5_CookieLikeAuthorization(t *testing.T) {
+	cookies := New(Options{CookieAuth: true})
+	cookie := []string{"Cookie", "session=1"}
+	tests := []struct {
+		p      *Policy
+		cc     string
+		stored bool
+		reason Reason
+	}{
+		{cookies, "max-age=60", false, ReasonCookie},
+		{cookies, "max-age=60, must-revalidate", false, ReasonCookie},
+		{cookies, "max-age=60, public", true, ""},
+		{cookies, "s-maxage=60", true, ""},
+		{shared, "max-age=60", true, ""}, // off by default: a client cache's cookies are its own
+	}
+	for _, tt := range tests {
+		rq := tt.p.ParseRequest(newReq("GET", testURL, cookie...))
+		ok, why := tt.p.Storable(&rq, newResp(200, "Cache-Control", tt.cc))
+		if ok != tt.stored || why != tt.reason {
+			t.Errorf("%q: Storable = %v, %q; want %v, %q", tt.cc, ok, why, tt.stored, tt.reason)
+		}
+		if tt.p.ForEveryone(&rq, newResp(200, "Cache-Control", tt.cc), nil, why) && why != "" {
+			t.Errorf("%q: a refusal for the request's cookie spoke for everyone", tt.cc)
+		}
+		// A response stored from a request without cookies serves one
+		// with cookies only when it says so too.
+		s := storedAt(tt.p, 200, "Cache-Control", tt.cc)
+		want := Serve
+		if !tt.stored {
+			want = Unusable
+		}
+		if r := reuse(tt.p, s, time.Second, cookie...); r.Action != want || r.Detail != string(tt.reason) {
+			t.Errorf("%q: Reuse = %+v, want %d %q", tt.cc, r, want, tt.reason)
+		}
+		if r := reuse(tt.p, s, time.Second); r.Action != Serve {
+			t.Errorf("%q: Reuse without cookies = %+v, want Serve", tt.cc, r)
+		}
+	}
+	// Authorization keeps its own rule, must-revalidate included.
+	rq := cookies.ParseRequest(newReq("GET", testURL, "Authorization", "Bearer t", "Cookie", "a=1"))
+	if ok, why := cookies.Storable(&rq, newResp(200, "Cache-Control", "max-age=60")); ok || why != ReasonAuthorization {
+		t.Errorf("Authorization and Cookie: Storable = %v, %q; want false, authorization", ok, why)
+	}
+}

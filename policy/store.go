@@ -12,7 +12,7 @@ import (
 // from a stored GET and a HEAD 200 freshens it (FreshenHead). reason says
 // why not when ok is false: the Bypass value, ReasonMethod, ReasonNoStore,
 // ReasonStatus, ReasonMustUnderstand, ReasonPrivate, ReasonSetCookie,
-// ReasonAuthorization, ReasonVary, ReasonPartial or ReasonUncacheable.
+// ReasonAuthorization, ReasonCookie, ReasonVary, ReasonPartial or ReasonUncacheable.
 // ForEveryone says whether that reason holds for the URL's other requests
 // too. A 206 is stored when it holds one byte range of a representation of
 // known length (RFC 9111 §3.3); it then answers the ranges it covers.
@@ -31,6 +31,7 @@ func (p *Policy) Storable(rq *Request, resp *http.Response) (ok bool, reason Rea
 	}
 	code := resp.StatusCode
 	d, targeted := p.control(resp.Header)
+	credentials := p.authorizationBlocks(rq, &d)
 	switch {
 	case !storableStatus(code):
 		return false, ReasonStatus
@@ -43,8 +44,8 @@ func (p *Policy) Storable(rq *Request, resp *http.Response) (ok bool, reason Rea
 		return false, ReasonPrivate
 	case !p.private && len(resp.Header["Set-Cookie"]) > 0:
 		return false, ReasonSetCookie
-	case p.authorizationBlocks(rq, &d) != "":
-		return false, ReasonAuthorization
+	case credentials != "":
+		return false, credentials
 	case varyStar(resp.Header):
 		return false, ReasonVary // never matches a request (§4.1): not worth storing
 	case code == http.StatusPartialContent && !singlePart(resp.Header):
