@@ -72,6 +72,10 @@ type Options struct {
 	// Private makes a private (single-user) cache, which may store
 	// responses marked private. The default is a shared cache.
 	Private bool
+	// CookieAuth shares responses to requests with a Cookie only when
+	// they say public or s-maxage (policy.Options.CookieAuth): for a cache
+	// in front of an origin that tells its users apart by cookie.
+	CookieAuth bool
 	// HeuristicCap caps heuristic freshness; 0 means 24h.
 	HeuristicCap time.Duration
 	// MaxEntryBytes is the largest body that is stored; larger bodies
@@ -143,6 +147,7 @@ func New(store Store, opts Options) *Transport {
 		store: store,
 		policy: policy.New(policy.Options{
 			Private:      opts.Private,
+			CookieAuth:   opts.CookieAuth,
 			HeuristicCap: opts.HeuristicCap,
 		}),
 		next:         opts.Transport,
