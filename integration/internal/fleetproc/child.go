@@ -45,7 +45,8 @@ func RunChild() {
 
 // Serve is a child's life: connect to Redis, say Ready, then run each
 // Command read from in and write its Reply to out, until in ends. It closes
-// the transport (which stops its background work) before returning.
+// the transport or the middleware's cache (which stops its background
+// work) before returning.
 func Serve(cfg Config, in io.Reader, out io.Writer) (err error) {
 	ctx := context.Background()
 	store, err := rediscache.Open(ctx, cfg.Redis, rediscache.Options{Prefix: cfg.Prefix})
@@ -55,16 +56,19 @@ func Serve(cfg Config, in io.Reader, out io.Writer) (err error) {
 	defer func() { err = errors.Join(err, store.Close()) }()
 
 	var skew atomic.Int64
-	origin := &http.Transport{MaxIdleConnsPerHost: 64}
-	defer origin.CloseIdleConnections()
-	tr := roundtrip.New(store, roundtrip.Options{
-		Transport:    origin,
-		LeaseTimeout: cfg.LeaseTimeout,
-		StoreTimeout: cfg.StoreTimeout,
-		Now:          func() time.Time { return time.Now().Add(time.Duration(skew.Load())) },
-	})
-	defer func() { err = errors.Join(err, tr.Close()) }()
-	client := &http.Client{Transport: tr}
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	var panicking atomic.Bool
+	var client *http.Client
+	var stats func() roundtrip.Stats
+	var stop func() error
+	if cfg.Middleware {
+		if client, stats, stop, err = middlewareMember(cfg, store, now, &panicking); err != nil {
+			return err
+		}
+	} else {
+		client, stats, stop = transportMember(cfg, store, now)
+	}
+	defer func() { err = errors.Join(err, stop()) }()
 
 	enc, dec := json.NewEncoder(out), json.NewDecoder(in)
 	if err := enc.Encode(Reply{Ready: true}); err != nil {
@@ -79,8 +83,9 @@ func Serve(cfg Config, in io.Reader, out io.Writer) (err error) {
 			return fmt.Errorf("read command: %w", err)
 		}
 		skew.Store(int64(c.Skew))
+		panicking.Store(c.Panic)
 		r := Reply{Results: burst(client, cfg.ID, c)}
-		r.Stats = tr.Stats()
+		r.Stats = stats()
 		if err := enc.Encode(r); err != nil {
 			return err
 		}
@@ -95,7 +100,7 @@ func burst(client *http.Client, id int, c Command) []Result {
 	for i := range results {
 		wg.Go(func() {
 			<-start
-			results[i] = Get(client, id, c.URL)
+			results[i] = send(client, id, c.Method, c.URL)
 		})
 	}
 	close(start)
@@ -103,13 +108,39 @@ func burst(client *http.Client, id int, c Command) []Result {
 	return results
 }
 
+// transportMember is a member that puts a roundtrip.Transport in front of
+// the origin.
+func transportMember(cfg Config, store *rediscache.Store, now func() time.Time) (*http.Client, func() roundtrip.Stats, func() error) {
+	origin := &http.Transport{MaxIdleConnsPerHost: 64}
+	tr := roundtrip.New(store, roundtrip.Options{
+		Transport:    origin,
+		LeaseTimeout: cfg.LeaseTimeout,
+		StoreTimeout: cfg.StoreTimeout,
+		Now:          now,
+	})
+	return &http.Client{Transport: tr}, tr.Stats, func() error {
+		err := tr.Close()
+		origin.CloseIdleConnections()
+		return err
+	}
+}
+
 // Get sends one GET for url through client, as process id, and reads the
 // whole body.
-func Get(client *http.Client, id int, url string) (r Result) {
+func Get(client *http.Client, id int, url string) Result {
+	return send(client, id, http.MethodGet, url)
+}
+
+// send sends one request ("" is GET) for url through client, as process
+// id, and reads the whole body.
+func send(client *http.Client, id int, method, url string) (r Result) {
 	r.Proc = id
 	begin := time.Now()
 	defer func() { r.Latency = time.Since(begin) }()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		r.Err = err.Error()
 		return r

@@ -33,7 +33,17 @@ type Config struct {
 	// their defaults.
 	LeaseTimeout time.Duration
 	StoreTimeout time.Duration
+	// Middleware makes the child a replica of a service whose handler is
+	// behind package middleware: it serves on a loopback port, its callers
+	// send their requests there (as Host ServiceHost), and the handler
+	// answers each by asking the Origin, so that the origin's request count
+	// is how many times the fleet ran the handler.
+	Middleware bool
 }
+
+// ServiceHost is the Host every middleware member's callers ask for: the
+// replicas of one service share their cache entries.
+const ServiceHost = "fleet.test"
 
 // Command asks a child for one burst: N callers, each in its own goroutine,
 // released at the same moment, GET URL and read the whole body. With N 0 the
@@ -45,6 +55,11 @@ type Command struct {
 	// process of the fleet and the origin by the same amount is how the
 	// fleet shares a fake clock: time passes for the cache without waiting.
 	Skew time.Duration
+	// Method is the callers' request method; "" is GET.
+	Method string
+	// Panic makes a middleware member's handler panic instead of asking
+	// the origin, from this command on (until a command without it).
+	Panic bool
 }
 
 // Reply answers one Command. The first Reply a child sends has Ready set and
