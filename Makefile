@@ -7,9 +7,10 @@ PKGS        := ./...
 
 .PHONY: test redis-server race soak lint bench demo cover fuzz
 
-## test: unit and integration tests, with the race detector, and a smoke run of the benchmark harness
+## test: unit and integration tests, with the race detector, the framework examples, and a smoke run of the benchmark harness
 test: redis-server
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	cd examples && $(GO) test -race -count=1 -timeout 5m ./...
 	cd bench && $(GO) test -count=1 -timeout 10m ./...
 
 ## redis-server: what the integration tests start (installed from Debian's packages when missing)
@@ -30,6 +31,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
+	cd examples && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 	cd bench && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 ## bench: Go microbenchmarks, then the side-by-side comparison of docs/benchmarks.md
