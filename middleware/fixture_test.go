@@ -45,8 +45,9 @@ func onEachRedis(t *testing.T, test func(t *testing.T, r *redistest.Redis)) {
 	redistest.Run(t, redistest.Backends, test)
 }
 
-// newFixture serves h behind the middleware, with opts, on r.
-func newFixture(t *testing.T, r *redistest.Redis, h http.HandlerFunc, opts middleware.Options) *fixture {
+// newFixture serves h behind the middleware, with opts, on r; outer, when
+// given, wraps the middleware as a server's other middleware would.
+func newFixture(t *testing.T, r *redistest.Redis, h http.HandlerFunc, opts middleware.Options, outer ...func(http.Handler) http.Handler) *fixture {
 	t.Helper()
 	store, err := rediscache.Open(context.Background(), r.URL, rediscache.Options{Prefix: "mw:"})
 	require.NoError(t, err)
@@ -62,7 +63,11 @@ func newFixture(t *testing.T, r *redistest.Redis, h http.HandlerFunc, opts middl
 		f.runs.Add(1)
 		h(w, r)
 	})
-	f.srv = httptest.NewUnstartedServer(f.cache.Wrap(counted))
+	served := f.cache.Wrap(counted)
+	for _, o := range outer {
+		served = o(served)
+	}
+	f.srv = httptest.NewUnstartedServer(served)
 	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the panics tests cause on purpose
 	f.srv.Start()
 	t.Cleanup(func() {

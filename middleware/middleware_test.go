@@ -46,17 +46,16 @@ type ctxKey struct{}
 func TestMiddleware_HandlerSeesTheCallersRequest(t *testing.T) {
 	onEachRedis(t, func(t *testing.T, r *redistest.Redis) {
 		seen := make(chan *http.Request, 1)
-		var f *fixture
-		f = newFixture(t, r, func(w http.ResponseWriter, r *http.Request) {
+		f := newFixture(t, r, func(w http.ResponseWriter, r *http.Request) {
 			seen <- r
 			w.Header().Set("Cache-Control", "max-age=60")
 			w.Header().Set("ETag", `"v1"`)
 			fmt.Fprint(w, r.Context().Value(ctxKey{}))
-		}, middleware.Options{SharedCookies: []string{"_ga"}})
-		// An outer middleware's context value reaches the handler.
-		inner := f.srv.Config.Handler
-		f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			inner.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, "outer value")))
+		}, middleware.Options{SharedCookies: []string{"_ga"}}, func(next http.Handler) http.Handler {
+			// An outer middleware's context value reaches the handler.
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, "outer value")))
+			})
 		})
 		got := f.get("/a/b?x=1&y=2", "Host", "shop.example", "Cookie", "_ga=GA1.1", "If-None-Match", `"old"`, "X-Trace", "t1")
 		wantStatus(t, got, 200, "stored")

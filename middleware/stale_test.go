@@ -108,16 +108,16 @@ func TestMiddleware_BurstRunsHandlerOnce(t *testing.T) {
 	onEachRedis(t, func(t *testing.T, r *redistest.Redis) {
 		const callers = 50
 		gate := make(chan struct{})
+		var arrived atomic.Int64
 		f := newFixture(t, r, func(w http.ResponseWriter, r *http.Request) {
 			<-gate
 			w.Header().Set("Cache-Control", "max-age=60")
 			fmt.Fprint(w, "expensive")
-		}, middleware.Options{})
-		var arrived atomic.Int64
-		inner := f.srv.Config.Handler
-		f.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			arrived.Add(1)
-			inner.ServeHTTP(w, r)
+		}, middleware.Options{}, func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				arrived.Add(1)
+				next.ServeHTTP(w, r)
+			})
 		})
 		var wg sync.WaitGroup
 		replies := make([]reply, callers)
