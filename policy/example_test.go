@@ -128,6 +128,22 @@ func ExampleCacheStatus() {
 	// fleetcache; hit; ttl=42
 }
 
+// A response that came through a CDN and fleetcache carries a member of
+// each; fleetcache's is the last one that names it.
+func ExampleParseCacheStatus() {
+	h := http.Header{"Cache-Status": {`ExampleCDN; fwd=uri-miss; key="GET /a", fleetcache; hit; ttl=42`}}
+	members, err := policy.ParseCacheStatus(h)
+	if err != nil {
+		fmt.Println(err) // a member it could not read was skipped
+	}
+	for _, m := range members {
+		fmt.Printf("%s: hit=%t fwd=%q ttl=%v\n", m.Cache, m.Hit, m.Fwd, m.TTL)
+	}
+	// Output:
+	// ExampleCDN: hit=false fwd="uri-miss" ttl=0s
+	// fleetcache: hit=true fwd="" ttl=42s
+}
+
 func ExamplePolicy_Part() {
 	p := policy.New(policy.Options{})
 	r, _ := http.NewRequest("GET", "https://example.com/video", nil)

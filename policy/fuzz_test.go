@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -177,6 +178,37 @@ func FuzzVary(f *testing.F) {
 		other[s.Vary[0]] = []string{value + "x"}
 		if Variant(s.Vary, VaryValues(s.Vary, other)) == Variant(s.Vary, s.VaryValues) {
 			t.Fatalf("Vary %q: values %q and %q name one variant", vary, value, value+"x")
+		}
+	})
+}
+
+func FuzzCacheStatus(f *testing.F) {
+	for _, s := range []string{
+		"fleetcache; hit; ttl=42",
+		`Origin; fwd=uri-miss; fwd-status=200; stored, "CDN x"; hit; key="a,b"; detail="a \"q\"", fleetcache; collapsed`,
+		"a; ttl=-999999999999999\nb; x=1.5; y=:AA==:; z=?0",
+		`(a b), 1; hit, e ;hit, "open`,
+		",,;=",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		members, err := ParseCacheStatus(http.Header{"Cache-Status": strings.Split(s, "\n")})
+		if err != nil && !errors.Is(err, ErrCacheStatus) {
+			t.Fatalf("%q: error %v does not wrap ErrCacheStatus", s, err)
+		}
+		// What was read renders to a field that reads back the same.
+		render := func(ms []CacheStatusMember) string {
+			h := http.Header{}
+			for _, m := range ms {
+				m.AppendTo(h, m.Cache)
+			}
+			return h.Get("Cache-Status")
+		}
+		once := render(members)
+		again, err := ParseCacheStatus(http.Header{"Cache-Status": {once}})
+		if err != nil || len(again) != len(members) || render(again) != once {
+			t.Fatalf("%q: rendered %q, read back %+v, %v", s, once, again, err)
 		}
 	})
 }

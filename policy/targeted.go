@@ -166,7 +166,7 @@ func parseDict(s string, fn func(key string, v sfValue)) bool {
 			if v, ok = p.member(); !ok {
 				return false
 			}
-		} else if !p.params() {
+		} else if !p.params(nil) {
 			return false
 		}
 		fn(key, v)
@@ -189,16 +189,16 @@ func parseDict(s string, fn func(key string, v sfValue)) bool {
 func (p *sfParser) member() (sfValue, bool) {
 	if p.peek() != '(' {
 		v, ok := p.bareItem()
-		return v, ok && p.params()
+		return v, ok && p.params(nil)
 	}
 	p.i++
 	for {
 		p.skipSP()
 		if p.peek() == ')' {
 			p.i++
-			return sfValue{kind: sfInnerList}, p.params()
+			return sfValue{kind: sfInnerList}, p.params(nil)
 		}
-		if _, ok := p.bareItem(); !ok || !p.params() {
+		if _, ok := p.bareItem(); !ok || !p.params(nil) {
 			return sfValue{}, false
 		}
 		if c := p.peek(); c != ' ' && c != ')' {
@@ -207,19 +207,25 @@ func (p *sfParser) member() (sfValue, bool) {
 	}
 }
 
-// params parses and discards parameters: RFC 9213 §2.2 ignores them.
-func (p *sfParser) params() bool {
+// params parses parameters, calling fn (when not nil) for each in order; a
+// parameter without a value is the Boolean true. RFC 9213 §2.2 ignores them.
+func (p *sfParser) params(fn func(key string, v sfValue)) bool {
 	for p.peek() == ';' {
 		p.i++
 		p.skipSP()
-		if _, ok := p.key(); !ok {
+		key, ok := p.key()
+		if !ok {
 			return false
 		}
+		v := sfValue{kind: sfBoolean, b: true}
 		if p.peek() == '=' {
 			p.i++
-			if _, ok := p.bareItem(); !ok {
+			if v, ok = p.bareItem(); !ok {
 				return false
 			}
+		}
+		if fn != nil {
+			fn(key, v)
 		}
 	}
 	return true
