@@ -1,5 +1,21 @@
 // Package rediscache stores cached HTTP responses in Redis for a whole fleet.
 //
+// A service opens the store once, at start, and gives it to the caching
+// transport of package roundtrip:
+//
+//	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+//	defer cancel()
+//	store, err := rediscache.Open(ctx, os.Getenv("REDIS_URL"), rediscache.Options{Prefix: "catalog:"})
+//	if err != nil {
+//		return err // errors.Is(err, rediscache.ErrUnavailable): Redis did not answer in time
+//	}
+//	defer store.Close() // after the transport's Close
+//	client := &http.Client{Transport: roundtrip.New(store, roundtrip.Options{})}
+//
+// A service that must start while Redis is down uses NewClient and New,
+// which connect lazily; go-redis's own log lines reach slog through
+// RedisLogger.
+//
 // Entries are versioned and checksummed encodings of policy.Response, kept
 // for the TTL the caller computes; a corrupt or foreign value is a miss,
 // never a wrong response. A per-prefix capacity, held in Redis so that every

@@ -2,8 +2,12 @@ package rediscache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -69,6 +73,107 @@ func ExampleOpen() {
 	defer store.Close()
 	fmt.Println(m.HGet("orders:config", "max_entries"))
 	// Output: 100000
+}
+
+// A service that cannot run without its cache fails at start; one that can
+// serves uncached until Redis answers.
+func ExampleOpen_unavailable() {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadRedis := "redis://" + ln.Addr().String()
+	ln.Close() // nothing listens there any more
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // Open returns by then
+	defer cancel()
+	store, err := rediscache.Open(ctx, deadRedis, rediscache.Options{Prefix: "orders:"})
+	if errors.Is(err, rediscache.ErrUnavailable) {
+		fmt.Println("Redis unavailable: starting uncached")
+		client, _ := rediscache.NewClient(deadRedis) // connects lazily
+		defer client.Close()
+		store, err = rediscache.New(client, rediscache.Options{Prefix: "orders:"})
+	}
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer store.Close()
+	// Output: Redis unavailable: starting uncached
+}
+
+// A Redis URL without its scheme is the commonest slip; the error shows the
+// form wanted.
+func ExampleNewClient() {
+	_, err := rediscache.NewClient("127.0.0.1:6380")
+	fmt.Println(err)
+	// Output: rediscache: Redis URL "127.0.0.1:6380" has no scheme; want redis://127.0.0.1:6380, or one of redis://[user:password@]host:port[/db], rediss://... (TLS), unix:///path/to/redis.sock, or redis://host1:port1?addr=host2:port2 (a cluster)
+}
+
+// go-redis prints its own lines (a failed dial) to stderr; a service that
+// logs with slog sends them there instead, once, early in main:
+//
+//	redis.SetLogger(rediscache.RedisLogger{Logger: logger, Level: slog.LevelDebug})
+func ExampleRedisLogger() {
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		Level:       slog.LevelDebug,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return withoutTime(a) },
+	}))
+	l := rediscache.RedisLogger{Logger: logger, Level: slog.LevelDebug}
+	// What go-redis does with it on a failed dial:
+	l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %s", 5, "connection refused")
+	// Output: level=DEBUG msg="connection pool: failed to dial after 5 attempts: connection refused" logger=go-redis
+}
+
+// withoutTime drops the time from the examples' log lines.
+func withoutTime(a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
+}
+
+// Close is safe to call twice, and a store used after it refuses.
+func ExampleStore_Close() {
+	m := exampleRedis()
+	defer m.Close()
+	store, _ := rediscache.Open(context.Background(), "redis://"+m.Addr(), rediscache.Options{Prefix: "orders:"})
+	fmt.Println(store.Close(), store.Close())
+	_, _, err := store.Get(context.Background(), "https://api.example.com/orders/42", "")
+	fmt.Println(errors.Is(err, rediscache.ErrClosed))
+	// Output:
+	// <nil> <nil>
+	// true
+}
+
+func ExampleStore_Clear() {
+	m := exampleRedis()
+	defer m.Close()
+	ctx := context.Background()
+	store, _ := rediscache.Open(ctx, "redis://"+m.Addr(), rediscache.Options{Prefix: "orders:"})
+	defer store.Close()
+	for _, id := range []string{"1", "2"} {
+		_, _ = store.Put(ctx, exampleResponse("https://api.example.com/orders/"+id, "{}"), time.Minute, true)
+	}
+	// Every entry of the prefix goes, walking its own indexes (never KEYS).
+	if err := store.Clear(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	st, _ := store.Stats(ctx)
+	fmt.Println(st.Entries)
+	// Output: 0
+}
+
+// An entry read back is checked: bytes that are not one decode to an error
+// wrapping ErrCorrupt, never to a response.
+func ExampleDecode() {
+	b := rediscache.Encode(nil, exampleResponse("https://api.example.com/orders/42", `{"id":42}`))
+	r, err := rediscache.Decode(b)
+	fmt.Println(r.URL, string(r.Body), err)
+	b[len(b)/2] ^= 1
+	_, err = rediscache.Decode(b)
+	fmt.Println(errors.Is(err, rediscache.ErrCorrupt))
+	// Output:
+	// https://api.example.com/orders/42 {"id":42} <nil>
+	// true
 }
 
 func ExampleStore_Put() {

@@ -27,6 +27,19 @@ import (
 // malformed Options.Prefix.
 var ErrPrefix = errors.New("rediscache: invalid prefix")
 
+// ErrUnavailable is wrapped in the error Open returns when Redis cannot be
+// reached, or does not answer before the context's deadline, or answers
+// that it cannot serve now (LOADING, MASTERDOWN, CLUSTERDOWN, ...). A
+// service that can run uncached while Redis is down makes its store with
+// NewClient and New instead, which connect lazily.
+var ErrUnavailable = errors.New("rediscache: Redis unavailable")
+
+// ErrClosed is wrapped in the errors of a Store's calls after Close. Such
+// an error is a refusal (its Refused method says "CLOSED"), so a transport
+// still using the store sends its requests to the origin uncached without
+// taking the store for failing.
+var ErrClosed = errors.New("rediscache: store closed")
+
 // Options configure a Store. Only Prefix is required. MaxEntries, MaxBytes
 // and Shards only seed the <prefix>config hash in Redis the first time any
 // instance uses the prefix; from then on the values in Redis win, so that
@@ -53,7 +66,8 @@ type Options struct {
 	// one URL.
 	MaxVariants int
 	// Logger receives the few events worth logging, such as a Redis user
-	// that may not publish under the prefix; nil means slog.Default().
+	// that may not publish under the prefix, or options that the config
+	// already in Redis overrides; nil means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -125,6 +139,8 @@ type Store struct {
 	client  redis.UniversalClient
 	owned   bool // Open made the client, so Close closes it
 	opts    Options
+	given   Options // opts as New was given them, before the defaults
+	closed  atomic.Bool
 	publish atomic.Value // string: the command announcing a fill (SPUBLISH on a cluster), "" when the user may not
 	now     func() time.Time
 	touched touchSet
@@ -181,11 +197,12 @@ func newShard(prefix string, s int) shard {
 // does no I/O: the first Get or Put reads <prefix>config, seeding it from
 // opts when absent.
 func New(client redis.UniversalClient, opts Options) (*Store, error) {
+	given := opts
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{client: client, opts: opts, now: time.Now, seed: layout(opts.Prefix, opts.Shards)}
+	s := &Store{client: client, opts: opts, given: given, now: time.Now, seed: layout(opts.Prefix, opts.Shards)}
 	s.life, s.stop = context.WithCancel(context.Background())
 	s.publish.Store("PUBLISH")
 	if _, ok := client.(*redis.ClusterClient); ok {
@@ -207,21 +224,59 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 //	redis://host1:port1?addr=host2:port2&addr=host3:port3
 //	                                  Redis Cluster: any addr parameter makes
 //	                                  the URL a cluster's list of seed nodes
+//
+// Give ctx a deadline: Open returns when it passes, with an error that
+// wraps ErrUnavailable and ctx's error. Without one, Open waits for
+// go-redis to give up: its dial retries against a refused port (about 2 s),
+// its dial and read timeouts against a host that does not answer (5 s and
+// 3 s by default). A Redis that answers with an error (a wrong password, a
+// user without the rights fleetcache needs) is not unavailable: that error
+// is returned as it is.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	client, err := NewClient(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	s, err := New(client, opts)
-	if err == nil {
-		_, err = s.load(ctx)
-	}
 	if err != nil {
 		_ = client.Close()
 		return nil, err
 	}
+	if _, err := s.load(ctx); err != nil {
+		_ = client.Close()
+		var refused *redisfail.Refused
+		if !errors.As(err, &refused) {
+			err = &unavailableError{where: redactURL(rawURL), err: err}
+		}
+		return nil, err
+	}
 	s.owned = true
 	return s, nil
+}
+
+// unavailableError is Open's error for a Redis it could not get an answer
+// from: it wraps both ErrUnavailable and the cause.
+type unavailableError struct {
+	where string
+	err   error
+}
+
+func (e *unavailableError) Error() string {
+	return ErrUnavailable.Error() + " at " + e.where + ": " + strings.TrimPrefix(e.err.Error(), "rediscache: ")
+}
+
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
+// urlForms is the expected form of a Redis URL, as NewClient's errors show it.
+const urlForms = "redis://[user:password@]host:port[/db], rediss://... (TLS), unix:///path/to/redis.sock, " +
+	"or redis://host1:port1?addr=host2:port2 (a cluster)"
+
+// redactURL is rawURL with its password hidden, for messages.
+func redactURL(rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil {
+		return u.Redacted()
+	}
+	return "the Redis URL"
 }
 
 // NewClient makes a client for a Redis URL in any form Open accepts,
@@ -235,10 +290,29 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 // stopped answering. A client made elsewhere and given to New should set it
 // too.
 func NewClient(rawURL string) (redis.UniversalClient, error) {
+	// The messages quote the URL only where it cannot hold a password.
+	hidden := strings.Contains(rawURL, "@")
+	switch {
+	case strings.TrimSpace(rawURL) == "":
+		return nil, fmt.Errorf("rediscache: no Redis URL; want %s", urlForms)
+	case !strings.Contains(rawURL, "://") && !hidden:
+		return nil, fmt.Errorf("rediscache: Redis URL %q has no scheme; want redis://%s, or one of %s", rawURL, rawURL, urlForms)
+	case !strings.Contains(rawURL, "://"):
+		return nil, fmt.Errorf("rediscache: Redis URL has no scheme; want %s", urlForms)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
+		var uerr *url.Error
+		if !hidden && errors.As(err, &uerr) {
+			return nil, fmt.Errorf("rediscache: malformed Redis URL %q: %w; want %s", rawURL, uerr.Err, urlForms)
+		}
 		// url.Parse quotes the URL, password included; say less.
-		return nil, errors.New("rediscache: malformed Redis URL")
+		return nil, fmt.Errorf("rediscache: malformed Redis URL (not shown: it has a password); want %s", urlForms)
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "unix":
+	default:
+		return nil, fmt.Errorf("rediscache: Redis URL scheme %q; want %s", u.Scheme, urlForms)
 	}
 	if u.Query().Has("addr") {
 		o, err := redis.ParseClusterURL(rawURL)
@@ -258,8 +332,12 @@ func NewClient(rawURL string) (redis.UniversalClient, error) {
 
 // Close stops the store's background work (a trim after a lowered
 // capacity) and closes the client if Open made it; a client given to New is
-// left open.
+// left open. Calls made after Close fail with an error wrapping ErrClosed;
+// calls after the first return nil.
 func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
 	s.stop()
 	s.bg.Wait()
 	if s.owned {
@@ -276,8 +354,15 @@ func (s *Store) configKey() string { return s.opts.Prefix + "config" }
 
 var configFields = []string{"max_entries", "max_bytes", "shards", "version"}
 
+// errClosed is the error of every call after Close: every call starts with
+// load.
+var errClosed = redisfail.Refuse("CLOSED", ErrClosed)
+
 // load returns the shard layout, reading <prefix>config on first use.
 func (s *Store) load(ctx context.Context) ([]shard, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	if p := s.shards.Load(); p != nil {
 		return *p, nil
 	}
@@ -290,6 +375,7 @@ func (s *Store) load(ctx context.Context) ([]shard, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.noteOverridden(c)
 	s.checkPublish(ctx)
 	shards := s.seed
 	if c.shards != len(shards) {
@@ -350,6 +436,29 @@ func (s *Store) readConfig(ctx context.Context) (config, error) {
 		return config{}, redisfail.Refuse("CONFIG", fmt.Errorf("rediscache: %s: %w", key, err))
 	}
 	return c, nil
+}
+
+// noteOverridden logs, once per Store, the options that the config already
+// in Redis overrides: options only seed it, so that every instance of every
+// service agrees on one capacity and one key layout.
+func (s *Store) noteOverridden(c config) {
+	var args []any
+	for _, f := range []struct {
+		name        string
+		given, used int64
+	}{
+		{"max_entries", s.given.MaxEntries, c.maxEntries},
+		{"max_bytes", s.given.MaxBytes, c.maxBytes},
+		{"shards", int64(s.given.Shards), int64(c.shards)},
+	} {
+		if f.given != 0 && f.given != f.used {
+			args = append(args, slog.Group(f.name, "options", f.given, "redis", f.used))
+		}
+	}
+	if len(args) > 0 {
+		s.opts.Logger.Warn("rediscache: Redis already holds this cache's config, and it wins over Options: retune with HSET "+
+			s.configKey()+" (shards cannot change)", args...)
+	}
 }
 
 // currentLimits returns the per-shard capacity, read again from Redis when
