@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,7 +91,9 @@ type Options struct {
 	MaxBufferedBytes int64
 	// Name is the cache's name in Cache-Status; "" means DefaultName.
 	Name string
-	// Logger receives the few events worth logging; nil means slog.Default().
+	// Logger receives the few events worth logging (the breaker's
+	// transitions, refused store calls) and, at Debug level, a line per
+	// request saying what the cache did; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests inject one.
 	Now func() time.Time
@@ -104,6 +108,11 @@ type Options struct {
 	// LeaseTimeout is the longest a process waits for a fleet peer that
 	// fetches the same URL before fetching it itself; 0 means 5s.
 	LeaseTimeout time.Duration
+	// OnResult, when set, is called once per request, when RoundTrip
+	// returns, with what the cache did for it: for metrics, traces or
+	// tests. It runs on the caller's goroutine before the caller sees the
+	// response: it must be quick, and must not read the body.
+	OnResult func(*http.Request, Result)
 }
 
 // Transport is a caching http.RoundTripper. It is safe for concurrent use.
@@ -137,6 +146,10 @@ type Transport struct {
 	buffers    budget          // the bytes of those bodies held now
 	background context.Context // ended by Close: stops background refreshes
 	stop       context.CancelFunc
+	closed     atomic.Bool // set by Close: requests pass through uncached
+	closeOnce  sync.Once
+	closeErr   error
+	onResult   func(*http.Request, Result)
 
 	stats counters
 }
@@ -158,6 +171,7 @@ func New(store Store, opts Options) *Transport {
 		storeTimeout: opts.StoreTimeout,
 		fetchTimeout: opts.FetchTimeout,
 		leaseTimeout: opts.LeaseTimeout,
+		onResult:     opts.OnResult,
 	}
 	t.background, t.stop = context.WithCancel(context.Background())
 	if t.next == nil {
@@ -197,21 +211,43 @@ func New(store Store, opts Options) *Transport {
 	return t
 }
 
-// Close waits for background refreshes, for shared fetches and for the
-// bodies being read into the store (each bounded by FetchTimeout, or by its
-// reader's context once it streams to one caller alone), then stops the
-// fleet subscription. Call it once no RoundTrip is in progress. The store is
-// the caller's to close.
+// ErrClosed is returned by Purge after Close.
+var ErrClosed = errors.New("fleetcache: transport closed")
+
+// Close stops the cache and waits for its work: background refreshes,
+// shared fetches and the bodies being read into the store (each bounded by
+// FetchTimeout, or by its reader's context once it streams to one caller
+// alone). It then closes the wrapped transport's idle connections and stops
+// the fleet subscription. Requests that arrive from the moment Close begins
+// are sent to the origin uncached, their Cache-Status saying
+// fwd=bypass; detail=closed. Close may be called more than once; every call
+// returns when the first is done, with its error.
+//
+// The store is the caller's to close, best after the transport, so that the
+// entries being filled are stored; a store closed first refuses the calls
+// made after it (rediscache does), and those requests are served uncached.
 func (t *Transport) Close() error {
-	t.bgMu.Lock()
-	t.stop()
-	t.bgMu.Unlock()
-	t.bg.Wait()
-	t.fetches.wait()
-	if t.fleet != nil {
-		return t.fleet.Close()
+	t.closeOnce.Do(func() {
+		t.bgMu.Lock()
+		t.closed.Store(true)
+		t.stop()
+		t.bgMu.Unlock()
+		t.bg.Wait()
+		t.fetches.wait()
+		t.CloseIdleConnections()
+		if t.fleet != nil {
+			t.closeErr = t.fleet.Close()
+		}
+	})
+	return t.closeErr
+}
+
+// CloseIdleConnections closes the idle connections of the wrapped
+// transport, so that http.Client's CloseIdleConnections reaches it.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
 	}
-	return nil
 }
 
 // inflight counts the work Close waits for. Unlike a sync.WaitGroup it may
@@ -267,13 +303,30 @@ func (t *Transport) goBackground(fn func()) bool {
 var errReadAfterClose = errors.New("fleetcache: read on closed response body")
 
 // RoundTrip answers req from the cache when the policy allows it, and
-// otherwise from the origin, storing what may be stored.
+// otherwise from the origin, storing what may be stored. WithBypass and
+// WithRefresh in req's context change what it does for one request.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.onResult != nil || t.log.Enabled(req.Context(), slog.LevelDebug) {
+		return t.observe(req)
+	}
+	return t.roundTrip(req)
+}
+
+func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	rq := t.policy.ParseRequest(req)
+	ctx := req.Context()
+	switch {
+	case t.closed.Load():
+		rq.Bypass = reasonClosed
+	case rq.Bypass == "" && ctx.Value(bypassKey{}) != nil:
+		rq.Bypass = reasonRequested
+	}
 	if rq.Bypass != "" {
 		return t.bypass(&rq)
 	}
-	ctx := req.Context()
+	if ctx.Value(refreshKey{}) != nil {
+		return t.refresh(&rq)
+	}
 	now := t.now()
 	stored, fwd := t.lookup(ctx, &rq)
 	if stored != nil {
@@ -309,8 +362,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.miss(&rq, stored, fwd)
 }
 
+// Why a request bypasses the cache, besides policy's reasons; the words
+// are the Cache-Status detail.
+const (
+	reasonClosed    policy.Reason = "closed"    // after Close
+	reasonRequested policy.Reason = "requested" // WithBypass
+)
+
 // bypass sends a request the cache must not answer, and applies what its
-// response invalidates (RFC 9111 §4.4).
+// response invalidates (RFC 9111 §4.4). Its Cache-Status says which stored
+// URLs were invalidated, or that the store failed to do it.
 func (t *Transport) bypass(rq *policy.Request) (*http.Response, error) {
 	t.stats.bypasses.Add(1)
 	resp, err := t.next.RoundTrip(rq.R)
@@ -320,23 +381,78 @@ func (t *Transport) bypass(rq *policy.Request) (*http.Response, error) {
 	if resp.Header == nil {
 		resp.Header = make(http.Header)
 	}
-	fwd := "bypass"
+	cs := policy.CacheStatus{Fwd: "bypass", FwdStatus: resp.StatusCode, Detail: string(rq.Bypass)}
 	if rq.Bypass == policy.ReasonMethod {
-		fwd = "method"
-		for _, u := range policy.Invalidates(rq.R, resp) {
-			t.purge(rq.R.Context(), u)
+		cs.Fwd = "method"
+		if urls := policy.Invalidates(rq.R, resp); len(urls) > 0 {
+			cs.Detail = "invalidated " + strings.Join(urls, " ")
+			for _, u := range urls {
+				var refused RefusedError
+				switch err := t.purge(rq.R.Context(), u); {
+				case errors.As(err, &refused):
+					cs.Detail = storeRefused.detail()
+				case err != nil:
+					cs.Detail = storeFailed.detail()
+				}
+			}
 		}
 	}
-	policy.CacheStatus{Fwd: fwd, FwdStatus: resp.StatusCode, Detail: string(rq.Bypass)}.AppendTo(resp.Header, t.name)
+	cs.AppendTo(resp.Header, t.name)
 	return resp, nil
 }
 
-// purge removes every variant of url; a failure is logged by the breaker's
-// accounting and otherwise ignored: entries expire by their TTL anyway.
-func (t *Transport) purge(ctx context.Context, url string) {
+// purge removes every variant of url. Its error is the store's, already
+// counted by storeCall; entries expire by their TTL anyway.
+func (t *Transport) purge(ctx context.Context, url string) error {
 	t.vary.forget(url)
 	ctx = context.WithoutCancel(ctx) // an invalidation must not be lost to a caller that stopped reading
-	_ = t.storeCall(ctx, func(ctx context.Context) error { return t.store.Purge(ctx, url) })
+	return t.storeCall(ctx, func(ctx context.Context) error { return t.store.Purge(ctx, url) })
+}
+
+// Purge removes what the store holds for rawURL (every variant, for every
+// instance sharing the store), found as a GET of rawURL would find it: the
+// URL is normalised the way requests are keyed (policy.NormalizeURL), so
+// http://API.example.com:80/%7Eitem and http://api.example.com/~item are
+// one. The call is bounded by ctx and StoreTimeout; an error means the
+// store did not purge (it was failing, or the breaker is open), or rawURL
+// is not an absolute http(s) URL, or the transport is closed (ErrClosed).
+func (t *Transport) Purge(ctx context.Context, rawURL string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return fmt.Errorf("fleetcache: purge: %w", err)
+	}
+	rq := t.policy.ParseRequest(req)
+	switch {
+	case rq.Bypass == policy.ReasonURL:
+		return fmt.Errorf("fleetcache: purge %q: not an absolute URL", rawURL)
+	case t.closed.Load():
+		return ErrClosed
+	}
+	t.vary.forget(rq.URL)
+	if err := t.storeCall(ctx, func(ctx context.Context) error { return t.store.Purge(ctx, rq.URL) }); err != nil {
+		return fmt.Errorf("fleetcache: purge %s: %w", rq.URL, err)
+	}
+	return nil
+}
+
+// refresh answers a request made WithRefresh: what is stored is not used,
+// the origin is asked without conditions, and its answer is stored as for
+// a miss.
+func (t *Transport) refresh(rq *policy.Request) (*http.Response, error) {
+	if rq.OnlyIfCached {
+		return t.gatewayTimeout(rq), nil // only the stored response could answer
+	}
+	stored, fwd := t.lookup(rq.R.Context(), rq) // learns the URL's Vary names
+	if stored != nil {
+		fwd = "request" // a stored response the request would not have (RFC 9211 §2.2)
+	}
+	// Like a request's no-cache, this keeps a response stored meanwhile
+	// (one a fleet peer filled) from answering it unvalidated.
+	rq.NoCache = true
+	if rq.R.Method == http.MethodHead {
+		return t.headMiss(rq, nil, fwd)
+	}
+	return t.miss(rq, nil, fwd)
 }
 
 // lookup reads the stored response for rq with one store round trip in the
@@ -431,14 +547,19 @@ const largeEntry = 1 << 20
 // the network take time in proportion to the size (sixteen readers of a 6
 // MiB entry on a 2-core machine's loopback took up to 950ms). A call that times out is an
 // outage unless slow, asked then, finds that a large entry explains it: a
-// slow large read is not a store that is down.
+// slow large read is not a store that is down. The request's tally, when
+// it is observed, hears of the time and of failures.
 func (t *Transport) storeCallSized(ctx context.Context, size int64, slow func(ctx context.Context) bool, op func(ctx context.Context) error) error {
+	tl := tallyOf(ctx)
 	if !t.brk.allow() {
+		tl.unreachable()
 		return errBreakerOpen
 	}
+	start := tl.start()
 	cctx, cancel := context.WithTimeout(ctx, t.storeTimeout*time.Duration(1+4*size/largeEntry))
 	err := op(cctx)
 	cancel()
+	tl.since(start)
 	var refused RefusedError
 	switch {
 	case err == nil:
@@ -454,6 +575,9 @@ func (t *Transport) storeCallSized(ctx context.Context, size int64, slow func(ct
 		timedOut := errors.Is(err, context.DeadlineExceeded)
 		large := timedOut && (size >= largeEntry || slow != nil && t.probe(ctx, slow))
 		t.brk.done(err, large)
+		if !large {
+			tl.unreachable()
+		}
 	}
 	return err
 }
