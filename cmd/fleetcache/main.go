@@ -52,9 +52,6 @@ const (
 )
 
 func main() {
-	// go-redis logs every failed dial; the proxy reports a Redis outage
-	// itself, once (at start, or when the Transport's breaker opens).
-	redis.SetLogger(discardRedisLog{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
@@ -77,6 +74,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitOK
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	// go-redis logs every failed dial, to stderr unless told otherwise; the
+	// proxy reports a Redis outage itself, once (at start, or when the
+	// Transport's breaker opens), so go-redis's lines are for debugging.
+	// Its logger is the process's: once run returns, stderr is no longer
+	// this run's to write to.
+	redis.SetLogger(rediscache.RedisLogger{Logger: cfg.Logger, Level: slog.LevelDebug})
+	defer redis.SetLogger(rediscache.RedisLogger{Logger: slog.New(slog.DiscardHandler)})
 
 	srv, err := proxy.Start(ctx, cfg)
 	if err != nil {
@@ -162,10 +166,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	return cfg, level, false, nil
 }
-
-type discardRedisLog struct{}
-
-func (discardRedisLog) Printf(context.Context, string, ...any) {}
 
 // buildVersion is the version set at link time, else the main module's
 // version and VCS revision as the go command recorded them.

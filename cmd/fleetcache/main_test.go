@@ -12,13 +12,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fleetcache/fleetcache/internal/proxy"
+	"github.com/fleetcache/fleetcache/internal/redistest"
 )
 
 func noEnv(string) string { return "" }
@@ -326,4 +329,88 @@ func startBinary(t *testing.T, bin string, args ...string) map[string]string {
 		}
 	})
 	return fields
+}
+
+// go-redis's own lines (a failed dial) go through the log, at debug level,
+// instead of straight to stderr; a request gets one debug line, the proxy's.
+func TestRun_GoRedisLinesGoThroughTheLog(t *testing.T) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := newOrigin(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"-listen", "127.0.0.1:0", "-upstream", o.URL, "-redis", "redis://127.0.0.1:" + strconv.Itoa(port), "-log-level", "debug"}, noEnv, io.Discard, pw)
+		pw.Close()
+	}()
+	var mu sync.Mutex
+	var lines []string
+	listening := make(chan string, 1)
+	eof := make(chan struct{})
+	go func() {
+		defer close(eof)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			t.Log(sc.Text())
+			mu.Lock()
+			lines = append(lines, sc.Text())
+			mu.Unlock()
+			if strings.Contains(sc.Text(), "fleetcache proxy listening") {
+				listening <- sc.Text()
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	defer func() {
+		cancel()
+		<-code
+		<-eof
+	}()
+	var addr string
+	select {
+	case line := <-listening:
+		addr = logField.FindStringSubmatch(line[strings.Index(line, "listen="):])[2]
+	case <-time.After(30 * time.Second):
+		t.Fatal("no startup line within 30s")
+	}
+	cacheStatus(t, "http://"+addr+"/page")
+
+	count := func(substr string) (n int, first string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range lines {
+			if strings.Contains(l, substr) {
+				if n == 0 {
+					first = l
+				}
+				n++
+			}
+		}
+		return n, first
+	}
+	logged := func(substr string) string {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if n, line := count(substr); n > 0 {
+				return line
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no line with %s in the log", substr)
+			}
+			time.Sleep(10 * time.Millisecond) // polling interval
+		}
+	}
+	if line := logged("logger=go-redis"); !strings.Contains(line, "level=DEBUG") || !strings.Contains(line, "failed to dial") {
+		t.Errorf("go-redis line %q, want a debug line about the dial", line)
+	}
+	logged("uri=/page")
+	if n, _ := count("uri=/page"); n != 1 {
+		t.Errorf("%d debug lines for the request, want the proxy's one", n)
+	}
+	if n, _ := count(`msg="fleetcache: request"`); n != 0 {
+		t.Errorf("the Transport wrote %d lines of its own per request", n)
+	}
 }

@@ -233,7 +233,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Private:          cfg.Private,
 		MaxEntryBytes:    cfg.MaxEntryBytes,
 		MaxBufferedBytes: cfg.MaxBufferedBytes,
-		Logger:           s.log,
+		Logger:           slog.New(infoAndAbove{s.log.Handler()}),
 	})
 
 	writes := writeLimits{
@@ -263,6 +263,23 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.log.Info("fleetcache proxy listening", "listen", s.Addr(), "upstream", upstream.String(),
 		"redis", redact(s.redisURL), "embedded_redis", s.embedded != nil, "prefix", s.prefix)
 	return s, nil
+}
+
+// infoAndAbove passes on a handler's records at Info and above: the proxy
+// writes its own debug line per request, with what the client was sent, and
+// the Transport's would only repeat it.
+type infoAndAbove struct{ slog.Handler }
+
+func (h infoAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo && h.Handler.Enabled(ctx, l)
+}
+
+func (h infoAndAbove) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return infoAndAbove{h.Handler.WithAttrs(attrs)}
+}
+
+func (h infoAndAbove) WithGroup(name string) slog.Handler {
+	return infoAndAbove{h.Handler.WithGroup(name)}
 }
 
 // Addr returns the address the proxy listens on, with the port chosen when
