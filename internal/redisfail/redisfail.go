@@ -45,15 +45,21 @@ var unavailable = []string{
 func Refuse(kind string, err error) error { return &Refused{kind: kind, err: err} }
 
 // Classify returns err wrapped in *Refused when it is an error reply of a
-// Redis that is up, and err unchanged otherwise (nil, redis.Nil, network
-// and context errors, the replies of a Redis that cannot serve now).
+// Redis that is up, or the error of a client that was closed (kind
+// "CLOSED"), and err unchanged otherwise (nil, redis.Nil, network and
+// context errors, the replies of a Redis that cannot serve now).
 func Classify(err error) error {
-	var reply redis.Error
-	if err == nil || err == redis.Nil || !errors.As(err, &reply) {
-		return err
-	}
 	var refused *Refused
 	if errors.As(err, &refused) {
+		return err
+	}
+	if errors.Is(err, redis.ErrClosed) {
+		// Closed by its owner: it refuses every call, and says nothing
+		// about Redis.
+		return &Refused{kind: "CLOSED", err: err}
+	}
+	var reply redis.Error
+	if err == nil || err == redis.Nil || !errors.As(err, &reply) {
 		return err
 	}
 	msg := reply.Error()

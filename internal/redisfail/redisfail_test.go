@@ -62,6 +62,14 @@ func TestClassify(t *testing.T) {
 			t.Errorf("Classify(%v) = %v, want it unchanged: Redis is unavailable", err, got)
 		}
 	}
+	// A client closed by its owner refuses; its Redis may be fine.
+	closed := redistest.Server(t).Client(t)
+	closed.Close()
+	cerr := fmt.Errorf("coalesce: acquire: %w", closed.Ping(context.Background()).Err())
+	var r *redisfail.Refused
+	if got := redisfail.Classify(cerr); !errors.As(got, &r) || r.Refused() != "CLOSED" || !errors.Is(got, redis.ErrClosed) {
+		t.Errorf("Classify(%v) = %#v, want a CLOSED refusal", cerr, got)
+	}
 	// A prefix must be the whole first word.
 	err := reply(t, c, "return redis.error_reply('BUSYNESS is not BUSY')")
 	if _, ok := redisfail.Classify(err).(*redisfail.Refused); !ok {
