@@ -3,6 +3,21 @@
 // fresh, when a stored response may be reused, how to revalidate it, and what
 // a write invalidates. It is pure: no I/O, and the clock is always passed in.
 //
+//	p := policy.New(policy.Options{}) // a shared cache
+//	rq := p.ParseRequest(req)
+//	switch d := p.Reuse(&rq, stored, now); d.Action {
+//	case policy.Serve: // answer from stored, with Age d.Age
+//	case policy.Revalidate:
+//		cond, _ := policy.Conditional(&rq, stored) // If-None-Match, If-Modified-Since
+//		...
+//	}
+//	ok, why := p.Storable(&rq, resp) // why is a Reason, which Cache-Status shows
+//	if ok {
+//		entry := p.NewResponse(&rq, resp, body, reqTime, respTime)
+//		ttl, explicit := p.Keep(entry, now) // how long a store keeps it
+//	}
+//	members, err := policy.ParseCacheStatus(resp.Header) // what each cache on the way did
+//
 // The zero Options make a shared cache, the mode a fleet of services needs:
 // private responses, responses with Set-Cookie and responses to requests with
 // Authorization (unless the response allows it) are never stored. Only GET
