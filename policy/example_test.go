@@ -209,3 +209,57 @@ func ExamplePolicy_ParseRequest_bypass() {
 	// body
 	// override
 }
+
+// A request with a field that frameworks read as another method or target
+// is not the request the cache keys on: it bypasses the cache.
+func ExampleOverrideFields() {
+	p := policy.New(policy.Options{})
+	r, _ := http.NewRequest("GET", "https://example.com/items", nil)
+	r.Header.Set("X-HTTP-Method-Override", "DELETE")
+	rq := p.ParseRequest(r)
+	fmt.Println(rq.Bypass, len(policy.OverrideFields()) > 0)
+	// Output: override true
+}
+
+// A 200 to a HEAD freshens the stored GET response when it still
+// describes it (RFC 9111 §4.3.5); when its validator differs, it does not,
+// and the stored response should be revalidated.
+func ExamplePolicy_FreshenHead() {
+	p := policy.New(policy.Options{})
+	stored := &policy.Response{Method: "GET", Status: 200, Header: http.Header{
+		"Etag":          {`"v7"`},
+		"Cache-Control": {"max-age=60"},
+	}, Body: []byte("body")}
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	head := &http.Response{StatusCode: 200, Header: http.Header{"Etag": {`"v7"`}, "Cache-Control": {"max-age=600"}}}
+	fresh, ok := p.FreshenHead(stored, head, now, now)
+	fmt.Println(ok, fresh.Header.Get("Cache-Control"), string(fresh.Body))
+	head.Header.Set("Etag", `"v8"`)
+	_, ok = p.FreshenHead(stored, head, now, now)
+	fmt.Println(ok)
+	// Output:
+	// true max-age=600 body
+	// false
+}
+
+// Covers says whether a stored response holds what a request asks for: a
+// stored part of a representation answers only the ranges inside it.
+func ExamplePolicy_Covers() {
+	p := policy.New(policy.Options{})
+	part := &policy.Response{Method: "GET", Status: 206, Header: http.Header{
+		"Content-Range": {"bytes 0-3/10"},
+		"Etag":          {`"v1"`},
+	}, Body: []byte("0123")}
+	for _, rng := range []string{"bytes=0-1", "bytes=2-7", ""} {
+		r, _ := http.NewRequest("GET", "https://example.com/video", nil)
+		if rng != "" {
+			r.Header.Set("Range", rng)
+		}
+		rq := p.ParseRequest(r)
+		fmt.Printf("%q %t\n", rng, p.Covers(&rq, part))
+	}
+	// Output:
+	// "bytes=0-1" true
+	// "bytes=2-7" false
+	// "" false
+}

@@ -245,3 +245,31 @@ func ExampleStore_Stats() {
 	//	redis-cli HSET orders:config max_entries 50000
 	// Output: entries=2 evictions=1 max_entries=2
 }
+
+// Delete removes one variant of a URL; Purge removes them all.
+func ExampleStore_Delete() {
+	m := exampleRedis()
+	defer m.Close()
+	ctx := context.Background()
+	store, _ := rediscache.Open(ctx, "redis://"+m.Addr(), rediscache.Options{Prefix: "orders:"})
+	defer store.Close()
+
+	const url = "https://api.example.com/orders/42"
+	vary := []string{"Accept-Language"}
+	for _, lang := range []string{"en", "fr"} {
+		r := exampleResponse(url, lang)
+		r.Vary, r.VaryValues = vary, []string{lang}
+		_, _ = store.Put(ctx, r, time.Minute, true)
+	}
+	if err := store.Delete(ctx, url, policy.Variant(vary, []string{"en"})); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, lang := range []string{"en", "fr"} {
+		got, _, _ := store.Get(ctx, url, policy.Variant(vary, []string{lang}))
+		fmt.Println(lang, got != nil)
+	}
+	// Output:
+	// en false
+	// fr true
+}
