@@ -430,6 +430,15 @@ func TestDebugLog_OneLinePerRequest(t *testing.T) {
 		assert.True(t, strings.HasPrefix(rest, want), "line %q\nwant it to start %q", rest, want)
 		assert.Contains(t, rest, "store_reachable=true")
 	}
+
+	// Observed or not, a response served from the store names the
+	// caller's request.
+	req, err := http.NewRequest(http.MethodGet, f.o.URL+"/a?x", nil)
+	require.NoError(t, err)
+	resp, err := f.tr.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Same(t, req, resp.Request)
 }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.

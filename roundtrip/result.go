@@ -86,10 +86,13 @@ type Result struct {
 func (t *Transport) observe(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	tl := &tally{}
-	resp, err := t.roundTrip(req.WithContext(context.WithValue(req.Context(), tallyKey{}, tl)))
+	tallied := req.WithContext(context.WithValue(req.Context(), tallyKey{}, tl))
+	resp, err := t.roundTrip(tallied)
 	r := Result{Duration: time.Since(start), StoreDuration: time.Duration(tl.store.Load()), StoreReachable: !tl.failed.Load(), Err: err}
 	if err == nil {
-		resp.Request = req // the caller's request, not the copy that carried the tally
+		if resp.Request == tallied {
+			resp.Request = req // the caller's, as when it is not observed
+		}
 		r.Status = resp.StatusCode
 		members, _ := policy.ParseCacheStatus(resp.Header) // ours is well formed; another's is not our business
 		for _, m := range members {
