@@ -2,10 +2,22 @@ package roundtrip
 
 import "context"
 
-type (
-	bypassKey  struct{}
-	refreshKey struct{}
+// control is what a request's context asks of the cache; one key for all,
+// so that the hit path looks once. The last one set on a context wins.
+type control uint8
+
+const (
+	noControl control = iota
+	bypassControl
+	refreshControl
 )
+
+type controlKey struct{}
+
+func controlOf(ctx context.Context) control {
+	c, _ := ctx.Value(controlKey{}).(control)
+	return c
+}
 
 // WithBypass returns a context whose requests the cache does not handle:
 // sent to the origin as they are, neither answered from the store nor
@@ -15,6 +27,8 @@ type (
 // its response names (RFC 9111 §4.4), since the cache would otherwise serve
 // what it changed.
 //
+// Of WithBypass and WithRefresh, the one applied last to a context counts.
+//
 // It is not a request directive, and differs from each of them:
 // Cache-Control: no-store still lets a stored response answer the request
 // (RFC 9111 §5.2.1.5) and only keeps the answer from being stored, and
@@ -22,7 +36,7 @@ type (
 //
 //	req = req.WithContext(roundtrip.WithBypass(req.Context()))
 func WithBypass(ctx context.Context) context.Context {
-	return context.WithValue(ctx, bypassKey{}, true)
+	return context.WithValue(ctx, controlKey{}, bypassControl)
 }
 
 // WithRefresh returns a context whose requests fetch the resource again:
@@ -40,5 +54,5 @@ func WithBypass(ctx context.Context) context.Context {
 //
 //	req = req.WithContext(roundtrip.WithRefresh(req.Context()))
 func WithRefresh(ctx context.Context) context.Context {
-	return context.WithValue(ctx, refreshKey{}, true)
+	return context.WithValue(ctx, controlKey{}, refreshControl)
 }

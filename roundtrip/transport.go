@@ -315,16 +315,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	rq := t.policy.ParseRequest(req)
 	ctx := req.Context()
+	asked := controlOf(ctx)
 	switch {
 	case t.closed.Load():
 		rq.Bypass = reasonClosed
-	case rq.Bypass == "" && ctx.Value(bypassKey{}) != nil:
+	case rq.Bypass == "" && asked == bypassControl:
 		rq.Bypass = reasonRequested
 	}
 	if rq.Bypass != "" {
 		return t.bypass(&rq)
 	}
-	if ctx.Value(refreshKey{}) != nil {
+	if asked == refreshControl {
 		return t.refresh(&rq)
 	}
 	now := t.now()
