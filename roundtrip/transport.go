@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetcache/fleetcache/coalesce"
 	"github.com/fleetcache/fleetcache/policy"
+	"github.com/fleetcache/fleetcache/rules"
 )
 
 // DefaultName is the cache's name in Cache-Status unless Options.Name says
@@ -104,6 +105,12 @@ type Options struct {
 	// LeaseTimeout is the longest a process waits for a fleet peer that
 	// fetches the same URL before fetching it itself; 0 means 5s.
 	LeaseTimeout time.Duration
+	// Observer, when set, is told of every request's result and of every
+	// call to the origin and the store (see packages metrics and tracing).
+	Observer Observer
+	// Rules adjust what the cache does with the responses of some URLs
+	// (see package rules); nil means none.
+	Rules *rules.Set
 }
 
 // Transport is a caching http.RoundTripper. It is safe for concurrent use.
@@ -139,6 +146,8 @@ type Transport struct {
 	stop       context.CancelFunc
 
 	stats counters
+
+	observer Observer // nil: nobody is told
 }
 
 // New returns a Transport that caches in store.
@@ -149,6 +158,7 @@ func New(store Store, opts Options) *Transport {
 			Private:      opts.Private,
 			CookieAuth:   opts.CookieAuth,
 			HeuristicCap: opts.HeuristicCap,
+			Routes:       opts.Rules.Routes(),
 		}),
 		next:         opts.Transport,
 		name:         opts.Name,
@@ -171,6 +181,9 @@ func New(store Store, opts Options) *Transport {
 	}
 	if t.now == nil {
 		t.now = time.Now
+	}
+	if t.observer = opts.Observer; t.observer != nil {
+		t.next = observedOrigin{next: t.next, obs: t.observer}
 	}
 	if t.maxEntry <= 0 {
 		t.maxEntry = 8 << 20
@@ -269,6 +282,13 @@ var errReadAfterClose = errors.New("fleetcache: read on closed response body")
 // RoundTrip answers req from the cache when the policy allows it, and
 // otherwise from the origin, storing what may be stored.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.observer != nil {
+		return t.observed(req)
+	}
+	return t.roundTrip(req)
+}
+
+func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	rq := t.policy.ParseRequest(req)
 	if rq.Bypass != "" {
 		return t.bypass(&rq)
@@ -323,7 +343,7 @@ func (t *Transport) bypass(rq *policy.Request) (*http.Response, error) {
 	fwd := "bypass"
 	if rq.Bypass == policy.ReasonMethod {
 		fwd = "method"
-		for _, u := range policy.Invalidates(rq.R, resp) {
+		for _, u := range t.policy.Invalidates(rq.R, resp) {
 			t.purge(rq.R.Context(), u)
 		}
 	}
@@ -436,9 +456,16 @@ func (t *Transport) storeCallSized(ctx context.Context, size int64, slow func(ct
 	if !t.brk.allow() {
 		return errBreakerOpen
 	}
+	var start time.Time
+	if t.observer != nil {
+		start = time.Now()
+	}
 	cctx, cancel := context.WithTimeout(ctx, t.storeTimeout*time.Duration(1+4*size/largeEntry))
 	err := op(cctx)
 	cancel()
+	if t.observer != nil {
+		t.observer.Store(ctx, start, err)
+	}
 	var refused RefusedError
 	switch {
 	case err == nil:
