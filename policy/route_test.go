@@ -220,3 +220,14 @@ func FuzzRouteKey(f *testing.F) {
 		}
 	})
 }
+
+func TestFreshness_AgeAndWhatIsLeft(t *testing.T) {
+	s := storedAt(shared, 200, "Cache-Control", "max-age=60", "Age", "10")
+	age, ttl := shared.Freshness(s, t0.Add(20*time.Second))
+	if age != 30*time.Second || ttl != 30*time.Second {
+		t.Errorf("Freshness = %v, %v; want 30s, 30s", age, ttl)
+	}
+	if _, ttl := routed(Route{MaxTTL: 20 * time.Second}).Freshness(s, t0.Add(20*time.Second)); ttl != -10*time.Second {
+		t.Errorf("Freshness under a 20s cap: ttl %v, want -10s", ttl)
+	}
+}
