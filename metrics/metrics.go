@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fleetcache/fleetcache/internal/cachestatus"
 	"github.com/fleetcache/fleetcache/rediscache"
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
@@ -47,6 +48,9 @@ type Options struct {
 	// Cache is the value of every metric's cache label, which tells the
 	// caches of one process apart; "" means roundtrip.DefaultName.
 	Cache string
+	// Name is the cache's name in Cache-Status (roundtrip.Options.Name),
+	// by which a request's outcome is read; "" means roundtrip.DefaultName.
+	Name string
 	// StoreInterval is how long the store's figures are reused: a scrape
 	// reads them from Redis at most once per interval (a few small
 	// commands per shard), whatever the number of scrapers. 0 means
@@ -66,6 +70,8 @@ type Collector struct {
 	interval time.Duration
 	t        atomic.Pointer[roundtrip.Transport]
 
+	cache      string // the name of its Cache-Status member
+	requestDur *prometheus.HistogramVec
 	originDur  prometheus.Histogram
 	originReqs *prometheus.CounterVec
 	storeDur   prometheus.Histogram
@@ -92,7 +98,10 @@ func New(store StatsReader, opts Options) *Collector {
 	if cache == "" {
 		cache = roundtrip.DefaultName
 	}
-	c := &Collector{store: store, now: opts.Now, interval: opts.StoreInterval}
+	c := &Collector{store: store, now: opts.Now, interval: opts.StoreInterval, cache: roundtrip.DefaultName}
+	if opts.Name != "" {
+		c.cache = opts.Name
+	}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -100,6 +109,12 @@ func New(store StatsReader, opts Options) *Collector {
 		c.interval = DefaultStoreInterval
 	}
 	labels := prometheus.Labels{"cache": cache}
+	c.requestDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:        "fleetcache_request_duration_seconds",
+		Help:        "Time from a request's arrival at the transport to its response header, by outcome: hit, stale, miss, revalidated, coalesced, bypass, other (answered by the cache itself), error.",
+		ConstLabels: labels,
+		Buckets:     []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"outcome"})
 	c.originDur = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:        "fleetcache_origin_request_duration_seconds",
 		Help:        "Time from sending a request to the origin to its response header (or failure).",
@@ -151,6 +166,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		d.buffered, d.entries, d.bytes, d.evictions, d.expired, d.capEntries, d.capBytes, d.storeUp, d.storeAge} {
 		ch <- desc
 	}
+	c.requestDur.Describe(ch)
 	c.originDur.Describe(ch)
 	c.originReqs.Describe(ch)
 	c.storeDur.Describe(ch)
@@ -183,6 +199,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.breakerTrips, s.BreakerTrips)
 		gauge(d.buffered, float64(s.BufferedBytes))
 	}
+	c.requestDur.Collect(ch)
 	c.originDur.Collect(ch)
 	c.originReqs.Collect(ch)
 	c.storeDur.Collect(ch)
@@ -229,9 +246,19 @@ func boolGauge(b bool) float64 {
 	return 0
 }
 
-// Result implements roundtrip.Observer: the outcomes are counted by the
-// Transport itself (Stats), so there is nothing to add.
-func (c *Collector) Result(*http.Request, *http.Response, error) {}
+// Result implements roundtrip.Observer: it times the request by its
+// outcome, as its Cache-Status says. (The outcomes are counted by the
+// Transport itself, in Stats.)
+func (c *Collector) Result(_ *http.Request, start time.Time, resp *http.Response, err error) {
+	outcome := "error"
+	if err == nil {
+		outcome = cachestatus.Other
+		if member, ok := cachestatus.Member(resp.Header, c.cache); ok {
+			outcome = cachestatus.Outcome(member)
+		}
+	}
+	c.requestDur.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+}
 
 // Origin implements roundtrip.Observer: it times the request and counts it
 // by the class of its status.

@@ -177,7 +177,15 @@ func TestCollector_ScrapeMatchesStats(t *testing.T) {
 			"fleetcache_origin_requests_total{code=3xx}":     1,     // the 304
 			"fleetcache_origin_requests_total{code=4xx}":     1,
 			"fleetcache_origin_request_duration_seconds":     6,
-			"fleetcache_store_call_duration_seconds":         got["fleetcache_store_call_duration_seconds"],
+			// Each request timed once, by its outcome: the histogram
+			// partitions what the counters count (a coalesced request is
+			// a miss there).
+			"fleetcache_request_duration_seconds{outcome=hit}":         float64(s.Hits),
+			"fleetcache_request_duration_seconds{outcome=miss}":        float64(s.Misses - s.Coalesced),
+			"fleetcache_request_duration_seconds{outcome=coalesced}":   float64(s.Coalesced),
+			"fleetcache_request_duration_seconds{outcome=revalidated}": float64(s.Revalidations),
+			"fleetcache_request_duration_seconds{outcome=bypass}":      float64(s.Bypasses),
+			"fleetcache_store_call_duration_seconds":                   got["fleetcache_store_call_duration_seconds"],
 		}
 		assert.Equal(t, want, got)
 		// The run did what the script says, so the comparison above is

@@ -13,10 +13,10 @@ import (
 // and should be quick: they are on the hit path. A Transport without one
 // pays a nil check per request and per store call.
 type Observer interface {
-	// Result is called when RoundTrip returns, with what it returns: resp
-	// carries the Cache-Status the transport added (its body may still be
-	// arriving).
-	Result(req *http.Request, resp *http.Response, err error)
+	// Result is called when RoundTrip returns, with when it was called and
+	// what it returns: resp carries the Cache-Status the transport added
+	// (its body may still be arriving).
+	Result(req *http.Request, start time.Time, resp *http.Response, err error)
 	// Origin is called as a request leaves for the origin. It returns the
 	// request to send (req, or req with a context of its own, such as a
 	// tracer's child span) and a function called once with the origin's
@@ -48,9 +48,9 @@ func Observers(obs ...Observer) Observer {
 
 type multiObserver []Observer
 
-func (m multiObserver) Result(req *http.Request, resp *http.Response, err error) {
+func (m multiObserver) Result(req *http.Request, start time.Time, resp *http.Response, err error) {
 	for _, o := range m {
-		o.Result(req, resp, err)
+		o.Result(req, start, resp, err)
 	}
 }
 
@@ -88,7 +88,8 @@ func (o observedOrigin) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // observed is RoundTrip with the Observer told of its result.
 func (t *Transport) observed(req *http.Request) (*http.Response, error) {
+	start := time.Now()
 	resp, err := t.roundTrip(req)
-	t.observer.Result(req, resp, err)
+	t.observer.Result(req, start, resp, err)
 	return resp, err
 }

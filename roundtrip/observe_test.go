@@ -24,7 +24,10 @@ type recorder struct {
 
 type ctxKey struct{}
 
-func (r *recorder) Result(req *http.Request, resp *http.Response, err error) {
+func (r *recorder) Result(req *http.Request, start time.Time, resp *http.Response, err error) {
+	if start.IsZero() {
+		panic("no start")
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
@@ -109,7 +112,7 @@ func TestObservers_CombinesInOrder(t *testing.T) {
 	assert.Equal(t, "mine", out.Context().Value(ctxKey{}))
 	done(&http.Response{StatusCode: 204}, nil)
 	both.Store(context.Background(), time.Now(), nil)
-	both.Result(req, nil, errors.New("e"))
+	both.Result(req, time.Now(), nil, errors.New("e"))
 	for _, r := range []*recorder{a, b} {
 		assert.Equal(t, []int{204}, r.origins)
 		assert.Len(t, r.stores, 1)

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fleetcache/fleetcache/internal/cachestatus"
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
 
@@ -83,18 +84,18 @@ func (t *Tracer) tracer(parent trace.Span) trace.Tracer {
 
 // Result implements roundtrip.Observer: it adds the cache's outcome to the
 // caller's span.
-func (t *Tracer) Result(req *http.Request, resp *http.Response, err error) {
+func (t *Tracer) Result(req *http.Request, _ time.Time, resp *http.Response, err error) {
 	span := trace.SpanFromContext(req.Context())
 	if err != nil || resp == nil || !span.IsRecording() {
 		return
 	}
-	member, ok := t.member(resp.Header.Values("Cache-Status"))
+	member, ok := cachestatus.Member(resp.Header, t.cache)
 	if !ok {
 		return
 	}
 	attrs := []attribute.KeyValue{AttrStatus.String(member), AttrHit.Bool(false), AttrCoalesced.Bool(false)}
-	for _, p := range strings.Split(member, ";")[1:] {
-		name, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+	for _, p := range cachestatus.Params(member) {
+		name, val, _ := strings.Cut(p, "=")
 		switch name {
 		case "hit":
 			attrs[1] = AttrHit.Bool(true)
@@ -105,22 +106,6 @@ func (t *Tracer) Result(req *http.Request, resp *http.Response, err error) {
 		}
 	}
 	span.SetAttributes(attrs...)
-}
-
-// member returns the last member of a Cache-Status field that names this
-// cache: a cache appends its member after those of the caches before it
-// (RFC 9211 §2). Our members hold no quoted commas.
-func (t *Tracer) member(lines []string) (string, bool) {
-	for i := len(lines) - 1; i >= 0; i-- {
-		members := strings.Split(lines[i], ",")
-		for j := len(members) - 1; j >= 0; j-- {
-			m := strings.TrimSpace(members[j])
-			if name, _, _ := strings.Cut(m, ";"); name == t.cache {
-				return m, true
-			}
-		}
-	}
-	return "", false
 }
 
 // Origin implements roundtrip.Observer: the request to the origin is sent

@@ -205,7 +205,7 @@ func TestTracer_OurMemberAmongOthers(t *testing.T) {
 	ctx, span := tp.Tracer("t").Start(context.Background(), "caller")
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://h/", nil)
 	resp := &http.Response{Header: http.Header{"Cache-Status": {"cdn; hit", "edge; fwd=stale; fwd-status=304; collapsed, other; hit"}}}
-	tr.Result(req, resp, nil)
+	tr.Result(req, time.Now(), resp, nil)
 	span.End()
 	a := attrs(sr.Ended()[0])
 	assert.Equal(t, "edge; fwd=stale; fwd-status=304; collapsed", a[tracing.AttrStatus].AsString())
