@@ -19,7 +19,6 @@ type recorder struct {
 	results []string // Cache-Status of each result, or the error
 	origins []int    // status of each origin answer; -1 for an error
 	stores  []error
-	sent    []*http.Request // what Origin returned, as the origin saw it
 }
 
 type ctxKey struct{}
