@@ -159,7 +159,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "usage: fleetcache -upstream URL [flags]\n\nA caching reverse proxy in front of one upstream. Every flag may be set by FLEETCACHE_<NAME> (e.g. FLEETCACHE_MAX_ENTRY_BYTES); the flag wins.")
+			fmt.Fprintln(stderr, "usage: fleetcache -upstream URL [flags]\n       fleetcache stats|inspect|config|clear -redis URL -prefix P ... (fleetcache COMMAND -h)\n\nA caching reverse proxy in front of one upstream. Every flag may be set by FLEETCACHE_<NAME> (e.g. FLEETCACHE_MAX_ENTRY_BYTES); the flag wins.")
 			fs.PrintDefaults()
 		}
 		return cfg, level, false, err
