@@ -31,6 +31,10 @@ type Options struct {
 	// "" means "Fleetcache-Cache-Control". When valid it wins over
 	// CDN-Cache-Control, which wins over Cache-Control and Expires.
 	TargetedField string
+	// Routes returns the Route of a normalised URL, nil for none: it is
+	// asked for every request and every stored response, so it must be
+	// quick. Nil means no URL has one. Package rules provides one.
+	Routes func(url string) *Route
 }
 
 // DefaultTargetedField is the targeted field used when
@@ -53,11 +57,12 @@ type Policy struct {
 	heuristicCap time.Duration
 	noQuery      bool
 	targets      [2]string // canonical targeted field names, in precedence order
+	routes       func(url string) *Route
 }
 
 // New returns a Policy for opts.
 func New(opts Options) *Policy {
-	p := &Policy{private: opts.Private, heuristicCap: opts.HeuristicCap, noQuery: opts.NoQueryHeuristic}
+	p := &Policy{private: opts.Private, heuristicCap: opts.HeuristicCap, noQuery: opts.NoQueryHeuristic, routes: opts.Routes}
 	if p.heuristicCap <= 0 {
 		p.heuristicCap = defaultHeuristicCap
 	}
@@ -142,6 +147,9 @@ func (p *Policy) ParseRequest(r *http.Request) Request {
 	rq.StaleIfError = durationOrAbsent(d.sie)
 	rq.hasAuth = len(r.Header["Authorization"]) > 0
 	rq.hasCookie = len(r.Header["Cookie"]) > 0
+	if rt := p.route(rq.URL); rt != nil {
+		rq.applyRoute(rt)
+	}
 	return rq
 }
 
@@ -227,6 +235,9 @@ func (p *Policy) evaluate(s *Response, now time.Time) eval {
 	d, targeted := p.control(s.Header)
 	e := eval{d: d}
 	e.lifetime, e.heuristic = p.lifetime(s, &e.d, targeted)
+	if rt := p.route(s.URL); rt != nil {
+		e.applyRoute(rt)
+	}
 	e.age = currentAge(s, now)
 	return e
 }

@@ -78,12 +78,16 @@ func (p *Policy) NewResponse(rq *Request, resp *http.Response, body []byte, reqT
 	}
 	p.copyStorable(s.Header, resp.Header, false)
 	addDate(s.Header, respTime)
+	rt := p.route(rq.URL)
 	for _, v := range resp.Header["Vary"] {
 		splitList(v, func(name string) {
 			if !isToken(name) {
 				return // names no request field (RFC 9110 §5.1): selects nothing
 			}
 			name = textproto.CanonicalMIMEHeaderKey(name)
+			if rt != nil && rt.ignoresVary(name) {
+				return // the operator's rule keys this URL without it
+			}
 			for _, have := range s.Vary {
 				if have == name {
 					return

@@ -857,10 +857,9 @@ type Stats struct {
 	FillNotices bool
 }
 
-// Stats reads the figures: the config, then one pipeline of two small
-// commands per shard.
+// Stats reads the figures: the shards' (ShardStats), then the config.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
-	shards, err := s.load(ctx)
+	shards, err := s.ShardStats(ctx)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -868,23 +867,12 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("rediscache: stats: %w", err)
 	}
-	pipe := s.client.Pipeline()
-	cards := make([]*redis.IntCmd, len(shards))
-	counts := make([]*redis.SliceCmd, len(shards))
-	for i := range shards {
-		cards[i] = pipe.ZCard(ctx, shards[i].lru)
-		counts[i] = pipe.HMGet(ctx, shards[i].st, "bytes", "evictions", "expired")
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Stats{}, fmt.Errorf("rediscache: stats: %w", redisfail.Classify(err))
-	}
 	st := Stats{MaxEntries: c.maxEntries, MaxBytes: c.maxBytes, Shards: len(shards), FillNotices: s.publish.Load() != ""}
-	for i := range shards {
-		st.Entries += cards[i].Val()
-		v := counts[i].Val()
-		st.Bytes += atoi(v[0])
-		st.Evictions += atoi(v[1])
-		st.Expired += atoi(v[2])
+	for _, sh := range shards {
+		st.Entries += sh.Entries
+		st.Bytes += sh.Bytes
+		st.Evictions += sh.Evictions
+		st.Expired += sh.Expired
 	}
 	return st, nil
 }

@@ -81,8 +81,8 @@ type Result struct {
 	StoreReachable bool
 }
 
-// observe runs roundTrip for a request whose Result someone wants: the
-// OnResult hook, or the debug log.
+// observe runs roundTrip for a request whose Result someone wants: an
+// Observer (Options.OnResult is one), or the debug log.
 func (t *Transport) observe(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	tl := &tally{}
@@ -102,8 +102,8 @@ func (t *Transport) observe(req *http.Request) (*http.Response, error) {
 		}
 	}
 	r.Outcome = outcomeOf(r.CacheStatus, err)
-	if t.onResult != nil {
-		t.onResult(req, r)
+	if t.observer != nil {
+		t.observer.Result(req, r)
 	}
 	ctx := req.Context()
 	if t.log.Enabled(ctx, slog.LevelDebug) {

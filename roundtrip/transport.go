@@ -18,6 +18,7 @@ import (
 
 	"github.com/fleetcache/fleetcache/coalesce"
 	"github.com/fleetcache/fleetcache/policy"
+	"github.com/fleetcache/fleetcache/rules"
 )
 
 // DefaultName is the cache's name in Cache-Status unless Options.Name says
@@ -111,8 +112,15 @@ type Options struct {
 	// OnResult, when set, is called once per request, when RoundTrip
 	// returns, with what the cache did for it: for metrics, traces or
 	// tests. It runs on the caller's goroutine before the caller sees the
-	// response: it must be quick, and must not read the body.
+	// response: it must be quick, and must not read the body. It is the
+	// simple form of an Observer's Result.
 	OnResult func(*http.Request, Result)
+	// Observer, when set, is told of every request's result and of every
+	// call to the origin and the store (see packages metrics and tracing).
+	Observer Observer
+	// Rules adjust what the cache does with the responses of some URLs
+	// (see package rules); nil means none.
+	Rules *rules.Set
 }
 
 // Transport is a caching http.RoundTripper. It is safe for concurrent use.
@@ -149,9 +157,10 @@ type Transport struct {
 	closed     atomic.Bool // set by Close: requests pass through uncached
 	closeOnce  sync.Once
 	closeErr   error
-	onResult   func(*http.Request, Result)
 
 	stats counters
+
+	observer Observer // nil: nobody is told
 }
 
 // New returns a Transport that caches in store.
@@ -162,6 +171,7 @@ func New(store Store, opts Options) *Transport {
 			Private:      opts.Private,
 			CookieAuth:   opts.CookieAuth,
 			HeuristicCap: opts.HeuristicCap,
+			Routes:       opts.Rules.Routes(),
 		}),
 		next:         opts.Transport,
 		name:         opts.Name,
@@ -171,7 +181,6 @@ func New(store Store, opts Options) *Transport {
 		storeTimeout: opts.StoreTimeout,
 		fetchTimeout: opts.FetchTimeout,
 		leaseTimeout: opts.LeaseTimeout,
-		onResult:     opts.OnResult,
 	}
 	t.background, t.stop = context.WithCancel(context.Background())
 	if t.next == nil {
@@ -185,6 +194,9 @@ func New(store Store, opts Options) *Transport {
 	}
 	if t.now == nil {
 		t.now = time.Now
+	}
+	if t.observer = Observers(opts.Observer, onResult(opts.OnResult)); t.observer != nil {
+		t.next = observedOrigin{next: t.next, obs: t.observer}
 	}
 	if t.maxEntry <= 0 {
 		t.maxEntry = 8 << 20
@@ -306,7 +318,7 @@ var errReadAfterClose = errors.New("fleetcache: read on closed response body")
 // otherwise from the origin, storing what may be stored. WithBypass and
 // WithRefresh in req's context change what it does for one request.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t.onResult != nil || t.log.Enabled(req.Context(), slog.LevelDebug) {
+	if t.observer != nil || t.log.Enabled(req.Context(), slog.LevelDebug) {
 		return t.observe(req)
 	}
 	return t.roundTrip(req)
@@ -385,7 +397,7 @@ func (t *Transport) bypass(rq *policy.Request) (*http.Response, error) {
 	cs := policy.CacheStatus{Fwd: "bypass", FwdStatus: resp.StatusCode, Detail: string(rq.Bypass)}
 	if rq.Bypass == policy.ReasonMethod {
 		cs.Fwd = "method"
-		if urls := policy.Invalidates(rq.R, resp); len(urls) > 0 {
+		if urls := t.policy.Invalidates(rq.R, resp); len(urls) > 0 {
 			cs.Detail = "invalidated " + strings.Join(urls, " ")
 			for _, u := range urls {
 				var refused RefusedError
@@ -561,6 +573,9 @@ func (t *Transport) storeCallSized(ctx context.Context, size int64, slow func(ct
 	err := op(cctx)
 	cancel()
 	tl.since(start)
+	if t.observer != nil {
+		t.observer.Store(ctx, start, err)
+	}
 	var refused RefusedError
 	switch {
 	case err == nil:

@@ -5,6 +5,10 @@
 // Usage:
 //
 //	fleetcache -upstream http://127.0.0.1:9000 [flags]
+//	fleetcache stats|inspect|config|clear -redis URL -prefix P [-json] ...
+//
+// The second form runs one administrative command against a cache (see
+// commands.go and docs/operations.md).
 //
 // Every flag may also be set by an environment variable named after it,
 // FLEETCACHE_ followed by the flag's name in upper case with - as _ (for
@@ -35,6 +39,7 @@ import (
 	"github.com/fleetcache/fleetcache/internal/proxy"
 	"github.com/fleetcache/fleetcache/rediscache"
 	"github.com/fleetcache/fleetcache/roundtrip"
+	"github.com/fleetcache/fleetcache/rules/rulesfile"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -53,7 +58,12 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	var code int
+	if len(os.Args) > 1 && isCommand(os.Args[1]) {
+		code = runCommand(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	} else {
+		code = run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }
@@ -128,7 +138,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "longest a keep-alive connection stays open idle")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", proxy.DefaultWriteTimeout, "longest one write of a response waits for the client to take it; each write that goes through starts it again")
 	fs.DurationVar(&cfg.ResponseTimeout, "response-timeout", proxy.DefaultResponseTimeout, "longest a whole response may take, from the request's arrival to its last byte")
-	fs.StringVar(&cfg.HealthPath, "health-path", proxy.DefaultHealthPath, "`path` answered with 200 ok (and PATH/stats with JSON counters) instead of being proxied")
+	fs.StringVar(&cfg.AdminPath, "admin-path", proxy.DefaultAdminPath, "`path` under which the proxy answers for itself: PATH/health, PATH/stats (JSON), PATH/metrics (Prometheus)")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "TCP `address` of a listener of their own for the admin paths (recommended in production); empty: the main listener")
+	fs.StringVar(&cfg.HealthPath, "health-path", "", "an extra `path` answered like ADMIN-PATH/health, and PATH/stats like ADMIN-PATH/stats (for setups older than -admin-path)")
+	rulesFile := fs.String("rules", "", "YAML `file` of per-route rules (see docs/operations.md)")
 	logLevel := fs.String("log-level", "info", "`level`: debug, info, warn or error; debug logs one line per request")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 
@@ -150,7 +163,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "usage: fleetcache -upstream URL [flags]\n\nA caching reverse proxy in front of one upstream. Every flag may be set by FLEETCACHE_<NAME> (e.g. FLEETCACHE_MAX_ENTRY_BYTES); the flag wins.")
+			fmt.Fprintln(stderr, "usage: fleetcache -upstream URL [flags]\n       fleetcache stats|inspect|config|clear -redis URL -prefix P ... (fleetcache COMMAND -h)\n\nA caching reverse proxy in front of one upstream. Every flag may be set by FLEETCACHE_<NAME> (e.g. FLEETCACHE_MAX_ENTRY_BYTES); the flag wins.")
 			fs.PrintDefaults()
 		}
 		return cfg, level, false, err
@@ -163,6 +176,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, level, false, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", *logLevel)
+	}
+	if *rulesFile != "" {
+		if cfg.Rules, err = rulesfile.Load(*rulesFile); err != nil {
+			return cfg, level, false, fmt.Errorf("rules: %w", err)
+		}
 	}
 	return cfg, level, false, nil
 }

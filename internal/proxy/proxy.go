@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,16 +24,17 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fleetcache/fleetcache/metrics"
 	"github.com/fleetcache/fleetcache/policy"
 	"github.com/fleetcache/fleetcache/rediscache"
 	"github.com/fleetcache/fleetcache/roundtrip"
+	"github.com/fleetcache/fleetcache/rules"
 )
 
 // Defaults for the fields of Config left empty. cmd/fleetcache shows them as
 // its flags' defaults.
 const (
-	DefaultListen     = "127.0.0.1:8080"
-	DefaultHealthPath = "/.fleetcache/health"
+	DefaultListen = "127.0.0.1:8080"
 
 	// The client side's timeouts. A sidecar's clients are services next
 	// to it, and a client slower than these is gone or hostile: each one
@@ -109,10 +109,23 @@ type Config struct {
 	PassOverrideHeaders bool
 	// The client side's timeouts; 0 means the Default of the same name.
 	ReadHeaderTimeout, ReadTimeout, IdleTimeout, WriteTimeout, ResponseTimeout time.Duration
-	// HealthPath answers 200 "ok" for load balancers, and HealthPath+"/stats"
-	// the cache's counters as JSON; "" means DefaultHealthPath. Requests for
-	// these two paths never reach the upstream.
+	// AdminPath is where the proxy answers for itself; "" means
+	// DefaultAdminPath. PATH/health answers 200 "ok" for load balancers,
+	// PATH/stats the counters as JSON, PATH/metrics Prometheus metrics.
+	// Requests for any path under it never reach the upstream.
+	AdminPath string
+	// AdminListen, when set, is a TCP address of their own for the admin
+	// paths, which the main listener then proxies like any other: what
+	// production setups want, so that the service's clients cannot reach
+	// them.
+	AdminListen string
+	// HealthPath, when set, is answered like PATH/health, and
+	// HealthPath+"/stats" like PATH/stats, for setups written before the
+	// admin path.
 	HealthPath string
+	// Rules adjust what the cache does with the responses of some routes
+	// (package rules, rulesfile); nil means none.
+	Rules *rules.Set
 	// Logger receives the startup line, warnings and, at debug level, one
 	// line per request; nil means slog.Default().
 	Logger *slog.Logger
@@ -131,6 +144,8 @@ type Server struct {
 	log      *slog.Logger
 	ln       net.Listener
 	srv      *http.Server
+	adminLn  net.Listener // nil when the admin paths are on ln
+	adminSrv *http.Server
 	rt       *roundtrip.Transport
 	upstream *http.Transport
 	client   redis.UniversalClient
@@ -165,11 +180,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("%w: timeout %v is negative", ErrConfig, d)
 		}
 	}
-	health := cmp.Or(cfg.HealthPath, DefaultHealthPath)
-	if !strings.HasPrefix(health, "/") {
-		return nil, fmt.Errorf("%w: health path %q does not start with /", ErrConfig, health)
+	root, err := checkAdminPath(cmp.Or(cfg.AdminPath, DefaultAdminPath))
+	if err != nil {
+		return nil, err
 	}
-	s := &Server{log: cfg.Logger, failed: make(chan error, 1)}
+	if cfg.HealthPath != "" && !strings.HasPrefix(cfg.HealthPath, "/") {
+		return nil, fmt.Errorf("%w: health path %q does not start with /", ErrConfig, cfg.HealthPath)
+	}
+	s := &Server{log: cfg.Logger, failed: make(chan error, 2)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -178,6 +196,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err != nil {
 			if s.ln != nil {
 				s.ln.Close()
+			}
+			if s.adminLn != nil {
+				s.adminLn.Close()
 			}
 			s.closeStore()
 		}
@@ -228,20 +249,44 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.upstream = http.DefaultTransport.(*http.Transport).Clone()
 	s.upstream.MaxIdleConnsPerHost = s.upstream.MaxIdleConns
 	s.upstream.DisableCompression = true
+	m := metrics.New(s.store, metrics.Options{Cache: s.prefix})
 	s.rt = roundtrip.New(s.store, roundtrip.Options{
 		Transport:        toUpstream{addr: upstream.Host, next: s.upstream},
 		Private:          cfg.Private,
 		MaxEntryBytes:    cfg.MaxEntryBytes,
 		MaxBufferedBytes: cfg.MaxBufferedBytes,
 		Logger:           slog.New(infoAndAbove{s.log.Handler()}),
+		Observer:         m,
+		Rules:            cfg.Rules,
 	})
+	m.Watch(s.rt)
+	adm := s.newAdmin(root, cfg.HealthPath, m)
 
 	writes := writeLimits{
 		perWrite: cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout),
 		response: cmp.Or(cfg.ResponseTimeout, DefaultResponseTimeout),
 	}
-	s.srv = &http.Server{
-		Handler:           writes.apply(s.handler(upstream, cfg.UpstreamHost, cfg.PassOverrideHeaders, health)),
+	mainAdmin := adm // the admin paths, on the main listener unless they have their own
+	if cfg.AdminListen != "" {
+		mainAdmin = nil
+		s.adminLn, err = net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			return nil, fmt.Errorf("listening on %s for the admin paths: %w", cfg.AdminListen, err)
+		}
+		s.adminSrv = s.serve(s.adminLn, writes.apply(s.adminOnly(adm)), cfg)
+	}
+	s.srv = s.serve(s.ln, writes.apply(s.handler(upstream, cfg.UpstreamHost, cfg.PassOverrideHeaders, mainAdmin)), cfg)
+	s.log.Info("fleetcache proxy listening", "listen", s.Addr(), "upstream", upstream.String(),
+		"redis", redact(s.redisURL), "embedded_redis", s.embedded != nil, "prefix", s.prefix,
+		"admin", s.AdminAddr()+root)
+	return s, nil
+}
+
+// serve serves h on ln in the background with cfg's timeouts, reporting a
+// failure on s.failed.
+func (s *Server) serve(ln net.Listener, h http.Handler, cfg Config) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       cmp.Or(cfg.ReadTimeout, DefaultReadTimeout),
 		IdleTimeout:       cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout),
@@ -256,13 +301,20 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go func() {
-		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.failed <- err
 		}
 	}()
-	s.log.Info("fleetcache proxy listening", "listen", s.Addr(), "upstream", upstream.String(),
-		"redis", redact(s.redisURL), "embedded_redis", s.embedded != nil, "prefix", s.prefix)
-	return s, nil
+	return srv
+}
+
+// AdminAddr returns the address the admin paths are served on: the admin
+// listener's, or the main one's.
+func (s *Server) AdminAddr() string {
+	if s.adminLn != nil {
+		return s.adminLn.Addr().String()
+	}
+	return s.Addr()
 }
 
 // infoAndAbove passes on a handler's records at Info and above: the proxy
@@ -304,10 +356,15 @@ func (s *Server) Failed() <-chan error { return s.failed }
 // that order. Proxies sharing this one's embedded Redis lose their cache
 // when it stops.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		// In-flight requests overran ctx: cut them off rather than hang.
-		err = errors.Join(err, s.srv.Close())
+	var err error
+	for _, srv := range []*http.Server{s.adminSrv, s.srv} {
+		if srv == nil {
+			continue
+		}
+		if e := srv.Shutdown(ctx); e != nil {
+			// In-flight requests overran ctx: cut them off rather than hang.
+			err = errors.Join(err, e, srv.Close())
+		}
 	}
 	err = errors.Join(err, s.rt.Close())
 	s.upstream.CloseIdleConnections()
@@ -359,9 +416,9 @@ func DefaultPrefix(upstream *url.URL) string {
 	return "fleetcache:" + hex.EncodeToString(sum[:4]) + ":"
 }
 
-// handler answers the health and stats paths itself and proxies everything
-// else to upstream, once the path's dot segments are resolved.
-func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, health string) http.Handler {
+// handler answers the admin paths itself, unless adm is nil, and proxies
+// everything else to upstream, once the path's dot segments are resolved.
+func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, adm *admin) http.Handler {
 	overrides := policy.OverrideFields()
 	rp := &httputil.ReverseProxy{
 		// Rewrite, unlike Director, runs after the hop-by-hop fields
@@ -395,29 +452,12 @@ func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, he
 		ErrorHandler: s.upstreamError,
 		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	stats := health + "/stats"
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r, ok := resolved(r)
-		if !ok {
-			s.log.Debug("bad path", "method", r.Method, "uri", r.RequestURI)
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-store")
-			policy.CacheStatus{Detail: "bad-path"}.AppendTo(w.Header(), roundtrip.DefaultName)
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintln(w, "fleetcache: bad path")
-			return
-		}
-		switch r.URL.Path {
-		case health:
-			if allowRead(w, r) {
-				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				w.Header().Set("Cache-Control", "no-store")
-				fmt.Fprintln(w, "ok")
-			}
-		case stats:
-			if allowRead(w, r) {
-				s.serveStats(w, r)
-			}
+		r, ok := s.resolved(w, r)
+		switch {
+		case !ok:
+		case adm != nil && adm.owns(r.URL.Path):
+			adm.ServeHTTP(w, r)
 		default:
 			rp.ServeHTTP(w, withClientBody(r))
 		}
@@ -426,6 +466,36 @@ func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, he
 		h = s.logRequests(h)
 	}
 	return h
+}
+
+// adminOnly serves the admin paths on a listener of their own.
+func (s *Server) adminOnly(adm *admin) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, ok := s.resolved(w, r)
+		switch {
+		case !ok:
+		case adm.owns(r.URL.Path):
+			adm.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Cache-Control", "no-store")
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// resolved returns r with the dot segments of its path resolved, or answers
+// 400 and returns false for a path the proxy refuses.
+func (s *Server) resolved(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	r, ok := resolved(r)
+	if !ok {
+		s.log.Debug("bad path", "method", r.Method, "uri", r.RequestURI)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		policy.CacheStatus{Detail: "bad-path"}.AppendTo(w.Header(), roundtrip.DefaultName)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintln(w, "fleetcache: bad path")
+	}
+	return r, ok
 }
 
 // resolved returns r with the dot segments of its path resolved
@@ -520,31 +590,6 @@ func allowRead(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Allow", "GET, HEAD")
 	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	return false
-}
-
-// statsDoc is the JSON of the stats path.
-type statsDoc struct {
-	Transport  roundtrip.Stats   `json:"transport"`
-	Store      *rediscache.Stats `json:"store,omitempty"`
-	StoreError string            `json:"store_error,omitempty"`
-}
-
-func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
-	doc := statsDoc{Transport: s.rt.Stats()}
-	ctx, cancel := context.WithTimeout(r.Context(), statsTimeout)
-	defer cancel()
-	if st, err := s.store.Stats(ctx); err != nil {
-		doc.StoreError = err.Error()
-	} else {
-		doc.Store = &st
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		s.log.Debug("writing stats", "err", err)
-	}
 }
 
 // via is this proxy's Via member for a request: the protocol it came in
