@@ -335,7 +335,13 @@ func (s *Store) readConfig(ctx context.Context) (config, error) {
 	}
 	if slices.Contains(vals, nil) {
 		pipe := s.client.Pipeline()
-		seeds := []int64{s.opts.MaxEntries, s.opts.MaxBytes, int64(s.opts.Shards), formatVersion}
+		// An instance that runs seeds the shard count it keys with, not
+		// its option: instances started later must key alike.
+		shards := int64(s.opts.Shards)
+		if p := s.shards.Load(); p != nil {
+			shards = int64(len(*p))
+		}
+		seeds := []int64{s.opts.MaxEntries, s.opts.MaxBytes, shards, formatVersion}
 		for i, f := range configFields {
 			pipe.HSetNX(ctx, key, f, seeds[i])
 		}

@@ -1,0 +1,164 @@
+package rediscache
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetcache/fleetcache/internal/redistest"
+	"github.com/fleetcache/fleetcache/policy"
+)
+
+// Tests found by an adversarial pass over the store: what an evicting
+// Redis, a rolling change of options and a restart do to the bookkeeping
+// and to the time scripts hold Redis.
+
+// fill puts n entries of distinct URLs, each with a body of size bytes.
+func (f *fixture) fill(t *testing.T, n, size int) {
+	t.Helper()
+	for i := range n {
+		f.put(t, response(fmt.Sprintf("https://example.com/fill/%d", i), strings.Repeat("b", size)), time.Hour, true)
+	}
+}
+
+// bytesAgree asserts that every shard's byte total is the sum of the sizes
+// its ix records, and that Stats says so.
+func (f *fixture) bytesAgree(t *testing.T, when string) {
+	t.Helper()
+	ctx := context.Background()
+	var want int64
+	for _, sh := range *f.s.shards.Load() {
+		var sum int64
+		for _, n := range sizes(f.c, &sh) {
+			sum += atoi(n)
+		}
+		if total := atoi(f.c.HGet(ctx, sh.st, "bytes").Val()); total != sum {
+			t.Errorf("%s: %s byte total %d, its ix records sum to %d", when, sh.st, total, sum)
+		}
+		want += sum
+	}
+	if st := f.stats(); st.Bytes != want {
+		t.Errorf("%s: Stats.Bytes = %d, the index holds %d", when, st.Bytes, want)
+	}
+}
+
+// An evicting Redis (allkeys-random evicts the bookkeeping keys as readily
+// as any other) may drop ix again while the writes are still putting its
+// records back from lru. The byte total must not count the records put back
+// before the second loss twice: once the repair is over it must equal the
+// sum of the sizes ix records, or the shard evicts for bytes it does not
+// hold, for good.
+func TestStore_IndexLostAgainDuringRepairKeepsBytesExact(t *testing.T) {
+	f := newFixture(t, redistest.RealServer.Start(t), Options{Shards: 1})
+	ctx := context.Background()
+	f.fill(t, 64, 100)
+	sh := (*f.s.shards.Load())[0]
+
+	f.c.Del(ctx, sh.ix)
+	f.put(t, response("https://example.com/after/1", "x"), time.Hour, true) // sums ix again; the sweep puts 8 records back
+	f.c.Del(ctx, sh.ix)
+	for i := range 40 { // enough writes for the sweep to put every record back
+		f.put(t, response("https://example.com/after/more/"+strconv.Itoa(i), "y"), time.Hour, true)
+	}
+	if n, m := f.c.ZCard(ctx, sh.ix).Val(), f.c.ZCard(ctx, sh.lru).Val(); n != m {
+		t.Fatalf("repair unfinished: ix %d, lru %d", n, m)
+	}
+	f.bytesAgree(t, "after the repair")
+}
+
+// When Redis drops lru and ix together, nothing is counted any more and the
+// byte total must start again from zero (docs/store.md), also when the loss
+// comes right after a write that summed the total again for an earlier
+// loss of ix.
+func TestStore_IndexAndLRULostAfterARepairResetBytes(t *testing.T) {
+	f := newFixture(t, redistest.RealServer.Start(t), Options{Shards: 1})
+	ctx := context.Background()
+	f.fill(t, 4, 1000)
+	sh := (*f.s.shards.Load())[0]
+
+	f.c.Del(ctx, sh.ix)
+	f.put(t, response("https://example.com/after/1", "x"), time.Hour, true) // sums again, puts the 4 records back
+	f.c.Del(ctx, sh.ix, sh.lru)
+	f.put(t, response("https://example.com/after/2", "y"), time.Hour, true)
+	f.bytesAgree(t, "after lru and ix were lost")
+	for i := range 20 {
+		f.put(t, response("https://example.com/after/more/"+strconv.Itoa(i), "z"), time.Hour, true)
+	}
+	f.bytesAgree(t, "20 writes later")
+}
+
+// MaxVariants is an instance's option, not part of <prefix>config: in a
+// rolling deploy that lowers it, or with two services on one prefix, a URL
+// may hold far more variants than a writer's limit. Each write then evicts
+// the excess in batches, and a batch must stay a bounded amount of work:
+// no write script may look the same records up again and again. Measured
+// with Redis's own command counters (real server only: miniredis keeps
+// none).
+func TestStore_LoweredVariantLimitBoundsEachWrite(t *testing.T) {
+	r := redistest.RealServer.Start(t)
+	wide := newFixture(t, r, Options{Shards: 1, MaxVariants: 2000})
+	narrow := newFixture(t, r, Options{Shards: 1, MaxVariants: 10})
+	const u = "https://example.com/varies"
+	for i := range 2000 {
+		wide.put(t, varied(u, "b", "X-Tenant", strconv.Itoa(i)), time.Hour, true)
+	}
+	ctx := context.Background()
+	zscores := func() int64 {
+		info := r.Client.Info(ctx, "commandstats").Val()
+		_, rest, ok := strings.Cut(info, "cmdstat_zscore:calls=")
+		if !ok {
+			return 0
+		}
+		n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+		return n
+	}
+	before := zscores()
+	t0 := time.Now()
+	narrow.put(t, varied(u, "b", "X-Tenant", "new"), time.Hour, true)
+	took := time.Since(t0)
+	// One write evicts at most putEvictions variants; finding them needs a
+	// look at each of the URL's records, not one look per eviction.
+	if n := zscores() - before; n > 2*2000+putEvictions {
+		t.Errorf("one write ran ZSCORE %d times in Redis (took %v); want a bounded scan of the URL's 2001 variants", n, took)
+	}
+	variants := r.Client.ZLexCount(ctx, (*narrow.s.shards.Load())[0].ix, "[", "+").Val()
+	t.Logf("one write took %v and left %d variants", took, variants)
+	// Served what it wrote, and still evicting toward its limit.
+	if got, _ := narrow.get(t, u, policy.Variant([]string{"X-Tenant"}, []string{"new"})); got == nil {
+		t.Error("the new variant is not stored")
+	}
+}
+
+// A Redis that restarts empty loses <prefix>config, and the next instance
+// that reads it seeds it again. Every running instance keeps the shard
+// count it read at start (it decides where every key lives), so the seed
+// must be that count, not the instance's own Options.Shards: otherwise an
+// instance started after the restart reads another count, keys the same URL
+// in another shard, and a purge it sends never reaches what the others
+// store (nor theirs what it stores).
+func TestStore_RestartEmptySeedsTheShardCountInUse(t *testing.T) {
+	r := redistest.RealServer.Start(t)
+	first := newFixture(t, r, Options{Shards: 4})
+	other := newFixture(t, r, Options{Shards: 16}) // reads 4 from config
+	const u = "https://example.com/split"
+	first.put(t, response(u, "v1"), time.Hour, true)
+	other.put(t, response(u, "v1"), time.Hour, true)
+
+	r.Restart(t)
+	other.advance(configRefresh + time.Second)
+	other.put(t, response(u, "v2"), time.Hour, true) // reads the lost config: seeds it again
+	if got := r.Client.HGet(context.Background(), "t:config", "shards").Val(); got != "4" {
+		t.Errorf("config seeded again with shards=%s; the running instances use 4", got)
+	}
+
+	late := newFixture(t, r, Options{Shards: 16})
+	if err := late.s.Purge(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := other.get(t, u, ""); got != nil {
+		t.Errorf("an instance started after the restart purged %s, and the running ones still serve %q", u, got.Body)
+	}
+}
