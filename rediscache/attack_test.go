@@ -241,3 +241,25 @@ func TestStore_SweepAfterLRULostIsBoundedPerWrite(t *testing.T) {
 		t.Errorf("one write checked %d entries for expiry; its sweep should check about %d", worst, sweepBatch)
 	}
 }
+
+// A trim after a lowered capacity runs trim scripts until every shard is
+// within its limits. A shard whose lru Redis dropped (an evicting policy)
+// still counts the bytes ix records, but offers trim nothing to evict: the
+// script says "still over" every time, and the trim must then stop rather
+// than call Redis back to back until its one-minute timeout.
+func TestStore_TrimEndsWhenNothingIsLeftToEvict(t *testing.T) {
+	r := redistest.RealServer.Start(t)
+	f := newFixture(t, r, Options{Shards: 1})
+	ctx := context.Background()
+	f.fill(t, 20, 1000)
+	sh := (*f.s.shards.Load())[0]
+	f.c.Del(ctx, sh.lru)
+	f.s.limits.Store(&limits{maxEntries: 100, maxBytes: 1000, read: f.clock.Now()}) // a lowered limit
+	before := commandCalls(t, r, "evalsha")
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := f.s.trim(tctx)
+	if n := commandCalls(t, r, "evalsha") - before; n > 10 {
+		t.Errorf("trim ran %d scripts (err %v) on a shard with nothing to evict", n, err)
+	}
+}

@@ -361,7 +361,8 @@ return redis.call('ZCARD', lru) + redis.call('ZCARD', ix)
 const trimBatch = 500
 
 // trimScript evicts up to trimBatch least recently used entries while the
-// shard is over the limits, and returns 1 when it is still over them.
+// shard is over the limits, and returns 1 when it is still over them and
+// another batch can evict more.
 //
 //	KEYS: lru, ix, st
 //	ARGV: max entries, max bytes, entry key prefix, v: key prefix
@@ -376,7 +377,9 @@ if evicted > 0 then
 	redis.call('HSET', st, 'bytes', num(bytes))
 	add(st, 'evictions', evicted)
 end
-if redis.call('ZCARD', lru) > maxn or bytes > maxb then return 1 end
+-- Still over, and evicting: another batch may help. Nothing evicted means
+-- lru is empty (an evicting Redis dropped it): another call could not help.
+if evicted > 0 and (redis.call('ZCARD', lru) > maxn or bytes > maxb) then return 1 end
 return 0
 `)
 
