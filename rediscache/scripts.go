@@ -175,8 +175,11 @@ if redis.call('ZCARD', ix) < redis.call('ZCARD', lru) then
 		bytes = sum(ix)
 		redis.call('HSET', st, 'resummed', '1')
 	end
-elseif redis.call('HDEL', st, 'resummed') == 0 and redis.call('ZCARD', ix) == 0 then
-	bytes = 0 -- lru and ix both dropped: nothing is counted any more
+else
+	redis.call('HDEL', st, 'resummed')
+	if redis.call('ZCARD', ix) == 0 then
+		bytes = 0 -- nothing indexed (lru and ix both dropped): nothing is counted
+	end
 end
 bytes = bytes - drop(lru, ix, member) + #value
 redis.call('ZADD', lru, ARGV[4], member)
