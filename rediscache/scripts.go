@@ -195,22 +195,26 @@ if ARGV[7] ~= '' or redis.call('EXISTS', vary) == 1 then
 end
 
 -- A URL keeps at most max variants: past it, its least recently used
--- variants go, so that a client choosing header values cannot grow it.
+-- variants go, so that a client choosing header values cannot grow it. One
+-- look at (up to 1000 of) the URL's variants finds them all: a URL far over
+-- this writer's limit (another instance's was higher) costs one scan, not
+-- one per eviction.
 local evicted = 0
 local url = string.sub(member, 1, 16)
 local over = redis.call('ZLEXCOUNT', ix, within(url)) - tonumber(ARGV[12])
-while over > 0 and evicted < 100 do
-	local oldest, oldestScore = nil, nil
+if over > 0 then
+	local others = {}
 	for _, r in ipairs(redis.call('ZRANGEBYLEX', ix, '[' .. url .. ':', '(' .. url .. ';', 'LIMIT', 0, 1000)) do
 		local m = string.sub(r, 1, 33)
 		if m ~= member then
-			local s = tonumber(redis.call('ZSCORE', lru, m)) or -1
-			if not oldest or s < oldestScore then oldest, oldestScore = m, s end
+			others[#others + 1] = {m, tonumber(redis.call('ZSCORE', lru, m)) or -1}
 		end
 	end
-	bytes = bytes - forget(lru, ix, eprefix, vprefix, oldest)
-	evicted = evicted + 1
-	over = over - 1
+	table.sort(others, function(a, b) return a[2] < b[2] end)
+	for i = 1, math.min(over, ` + strconv.Itoa(putEvictions) + `, #others) do
+		bytes = bytes - forget(lru, ix, eprefix, vprefix, others[i][1])
+		evicted = evicted + 1
+	end
 end
 
 -- The sweep walks the index in score order from where the last write left
