@@ -233,6 +233,7 @@ func TestStore_SweepAfterLRULostIsBoundedPerWrite(t *testing.T) {
 	}
 	worst := int64(0)
 	for i := range 3 * n / sweepBatch { // more than a pass of the sweep over the shard
+		f.clock.Add(time.Millisecond) // writes a millisecond apart, each its own LRU score
 		before := commandCalls(t, r, "exists")
 		f.put(t, response("https://example.com/after/"+strconv.Itoa(i), "x"), time.Hour, true)
 		worst = max(worst, commandCalls(t, r, "exists")-before)

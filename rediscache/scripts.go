@@ -252,7 +252,10 @@ end
 
 -- Members Redis evicted from lru (but not from ix) are found by walking ix
 -- while the two disagree, and put back at the bottom of the LRU order, or
--- forgotten when their entry is gone too.
+-- forgotten when their entry is gone too. Each gets a score of its own
+-- there (its URL hash's first 32 bits, far below any time in ms): the sweep
+-- takes members of equal score together, and a whole shard at one score
+-- would make one write check all of it.
 local lexcursor = redis.call('HGET', st, 'lexcursor') or ''
 if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 	local lo = '-'
@@ -263,7 +266,7 @@ if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 		local m = string.sub(r, 1, 33)
 		if not redis.call('ZSCORE', lru, m) then
 			if redis.call('EXISTS', eprefix .. m) == 1 then
-				redis.call('ZADD', lru, 0, m)
+				redis.call('ZADD', lru, tonumber(string.sub(m, 1, 8), 16), m)
 			else
 				bytes = bytes - forget(lru, ix, eprefix, vprefix, m)
 				expired = expired + 1
