@@ -24,7 +24,8 @@ import (
 //	st   hash: bytes (total of the sizes), evictions, expired (counters for
 //	     Stats), cursor (the LRU score where the expiry sweep resumes),
 //	     lexcursor (where the repair of lost lru members resumes), resummed
-//	     (the total was summed again after Redis dropped ix records)
+//	     (while ix records lost by Redis are put back: how many ix held
+//	     after the last write)
 //
 // Rules every script keeps, because Redis runs a script to its end without
 // undoing what it wrote when a command fails half way:
@@ -168,12 +169,15 @@ redis.call('SET', entry, value, 'PX', ttl)
 local bytes = total(ix, st)
 -- Redis dropped ix (an evicting maxmemory-policy) when it holds fewer
 -- records than lru holds members: the byte total still counts what it
--- dropped. Sum it once from what ix holds; the records the sweep puts back
--- then add their sizes.
-if redis.call('ZCARD', ix) < redis.call('ZCARD', lru) then
-	if redis.call('HGET', st, 'resummed') ~= '1' then
+-- dropped. Sum it from what ix holds; the records the sweep puts back then
+-- add their sizes. Until they are all back, each write records how many ix
+-- holds, so that a write finding fewer (Redis dropped ix again, or a purge
+-- ran) sums again rather than count twice the records put back before.
+local repairing = redis.call('ZCARD', ix) < redis.call('ZCARD', lru)
+if repairing then
+	local seen = tonumber(redis.call('HGET', st, 'resummed') or '')
+	if not seen or redis.call('ZCARD', ix) < seen then
 		bytes = sum(ix)
-		redis.call('HSET', st, 'resummed', '1')
 	end
 else
 	redis.call('HDEL', st, 'resummed')
@@ -281,6 +285,7 @@ bytes, more = evict(lru, ix, eprefix, vprefix, maxn, maxb, bytes, ` + strconv.It
 evicted = evicted + more
 
 redis.call('HSET', st, 'bytes', num(bytes), 'cursor', cursor, 'lexcursor', lexcursor)
+if repairing then redis.call('HSET', st, 'resummed', num(redis.call('ZCARD', ix))) end
 add(st, 'expired', expired)
 add(st, 'evictions', evicted)
 if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], string.sub(member, 18)) end
