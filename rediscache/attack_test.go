@@ -264,3 +264,26 @@ func TestStore_TrimEndsWhenNothingIsLeftToEvict(t *testing.T) {
 		t.Errorf("trim ran %d scripts (err %v) on a shard with nothing to evict", n, err)
 	}
 }
+
+// Put reports kept when the store keeps the entry: the transport then says
+// "stored" in Cache-Status and a fill announcement wakes the peers waiting
+// for it. A heuristic entry (explicit=false) written to a shard full of
+// explicit ones is the least valuable entry there, and the write's own
+// eviction removes it at once: Put must not report it kept.
+func TestStore_PutEvictingItsOwnEntryIsNotKept(t *testing.T) {
+	eachBackend(t, Options{Shards: 1, MaxEntries: 3}, func(t *testing.T, f *fixture) {
+		for i := range 3 {
+			f.put(t, response(fmt.Sprintf("https://example.com/explicit/%d", i), "e"), time.Hour, true)
+			f.clock.Add(time.Millisecond)
+		}
+		const u = "https://example.com/heuristic"
+		kept, err := f.s.Put(context.Background(), response(u, "h"), time.Hour, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := f.get(t, u, "")
+		if kept && got == nil {
+			t.Errorf("Put reported the entry kept, and it is not stored")
+		}
+	})
+}

@@ -157,7 +157,8 @@ const putEvictions = 100
 //	      (comma separated), entry key prefix, v: key prefix, publish command
 //	      ("" = none), fill channel, max variants per URL
 //
-// It returns the number of entries evicted.
+// It returns 1 when the entry is kept, 0 when the write's own eviction
+// removed it.
 var putScript = redis.NewScript(luaLib + `
 local entry, vary, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, value, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -288,8 +289,11 @@ redis.call('HSET', st, 'bytes', num(bytes), 'cursor', cursor, 'lexcursor', lexcu
 if repairing then redis.call('HSET', st, 'resummed', num(redis.call('ZCARD', ix))) end
 add(st, 'expired', expired)
 add(st, 'evictions', evicted)
+-- The entry was the least valuable of a full shard (a heuristic one among
+-- explicit ones) and went with the eviction: nothing to announce.
+if not redis.call('ZSCORE', lru, member) then return 0 end
 if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], string.sub(member, 18)) end
-return evicted
+return 1
 `)
 
 // deleteScript deletes one entry and its index records. With a SHA-1 in
