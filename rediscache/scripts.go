@@ -24,7 +24,8 @@ import (
 //	st   hash: bytes (total of the sizes), evictions, expired (counters for
 //	     Stats), cursor (the LRU score where the expiry sweep resumes),
 //	     lexcursor (where the repair of lost lru members resumes), resummed
-//	     (the total was summed again after Redis dropped ix records)
+//	     (while ix records lost by Redis are put back: how many ix held
+//	     after the last write)
 //
 // Rules every script keeps, because Redis runs a script to its end without
 // undoing what it wrote when a command fails half way:
@@ -156,7 +157,8 @@ const putEvictions = 100
 //	      (comma separated), entry key prefix, v: key prefix, publish command
 //	      ("" = none), fill channel, max variants per URL
 //
-// It returns the number of entries evicted.
+// It returns 1 when the entry is kept, 0 when the write's own eviction
+// removed it.
 var putScript = redis.NewScript(luaLib + `
 local entry, vary, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, value, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -168,15 +170,21 @@ redis.call('SET', entry, value, 'PX', ttl)
 local bytes = total(ix, st)
 -- Redis dropped ix (an evicting maxmemory-policy) when it holds fewer
 -- records than lru holds members: the byte total still counts what it
--- dropped. Sum it once from what ix holds; the records the sweep puts back
--- then add their sizes.
-if redis.call('ZCARD', ix) < redis.call('ZCARD', lru) then
-	if redis.call('HGET', st, 'resummed') ~= '1' then
+-- dropped. Sum it from what ix holds; the records the sweep puts back then
+-- add their sizes. Until they are all back, each write records how many ix
+-- holds, so that a write finding fewer (Redis dropped ix again, or a purge
+-- ran) sums again rather than count twice the records put back before.
+local repairing = redis.call('ZCARD', ix) < redis.call('ZCARD', lru)
+if repairing then
+	local seen = tonumber(redis.call('HGET', st, 'resummed') or '')
+	if not seen or redis.call('ZCARD', ix) < seen then
 		bytes = sum(ix)
-		redis.call('HSET', st, 'resummed', '1')
 	end
-elseif redis.call('HDEL', st, 'resummed') == 0 and redis.call('ZCARD', ix) == 0 then
-	bytes = 0 -- lru and ix both dropped: nothing is counted any more
+else
+	redis.call('HDEL', st, 'resummed')
+	if redis.call('ZCARD', ix) == 0 then
+		bytes = 0 -- nothing indexed (lru and ix both dropped): nothing is counted
+	end
 end
 bytes = bytes - drop(lru, ix, member) + #value
 redis.call('ZADD', lru, ARGV[4], member)
@@ -192,22 +200,26 @@ if ARGV[7] ~= '' or redis.call('EXISTS', vary) == 1 then
 end
 
 -- A URL keeps at most max variants: past it, its least recently used
--- variants go, so that a client choosing header values cannot grow it.
+-- variants go, so that a client choosing header values cannot grow it. One
+-- look at (up to 1000 of) the URL's variants finds them all: a URL far over
+-- this writer's limit (another instance's was higher) costs one scan, not
+-- one per eviction.
 local evicted = 0
 local url = string.sub(member, 1, 16)
 local over = redis.call('ZLEXCOUNT', ix, within(url)) - tonumber(ARGV[12])
-while over > 0 and evicted < 100 do
-	local oldest, oldestScore = nil, nil
+if over > 0 then
+	local others = {}
 	for _, r in ipairs(redis.call('ZRANGEBYLEX', ix, '[' .. url .. ':', '(' .. url .. ';', 'LIMIT', 0, 1000)) do
 		local m = string.sub(r, 1, 33)
 		if m ~= member then
-			local s = tonumber(redis.call('ZSCORE', lru, m)) or -1
-			if not oldest or s < oldestScore then oldest, oldestScore = m, s end
+			others[#others + 1] = {m, tonumber(redis.call('ZSCORE', lru, m)) or -1}
 		end
 	end
-	bytes = bytes - forget(lru, ix, eprefix, vprefix, oldest)
-	evicted = evicted + 1
-	over = over - 1
+	table.sort(others, function(a, b) return a[2] < b[2] end)
+	for i = 1, math.min(over, ` + strconv.Itoa(putEvictions) + `, #others) do
+		bytes = bytes - forget(lru, ix, eprefix, vprefix, others[i][1])
+		evicted = evicted + 1
+	end
 end
 
 -- The sweep walks the index in score order from where the last write left
@@ -245,7 +257,10 @@ end
 
 -- Members Redis evicted from lru (but not from ix) are found by walking ix
 -- while the two disagree, and put back at the bottom of the LRU order, or
--- forgotten when their entry is gone too.
+-- forgotten when their entry is gone too. Each gets a score of its own
+-- there (its URL hash's first 32 bits, far below any time in ms): the sweep
+-- takes members of equal score together, and a whole shard at one score
+-- would make one write check all of it.
 local lexcursor = redis.call('HGET', st, 'lexcursor') or ''
 if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 	local lo = '-'
@@ -256,7 +271,7 @@ if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 		local m = string.sub(r, 1, 33)
 		if not redis.call('ZSCORE', lru, m) then
 			if redis.call('EXISTS', eprefix .. m) == 1 then
-				redis.call('ZADD', lru, 0, m)
+				redis.call('ZADD', lru, tonumber(string.sub(m, 1, 8), 16), m)
 			else
 				bytes = bytes - forget(lru, ix, eprefix, vprefix, m)
 				expired = expired + 1
@@ -271,10 +286,14 @@ bytes, more = evict(lru, ix, eprefix, vprefix, maxn, maxb, bytes, ` + strconv.It
 evicted = evicted + more
 
 redis.call('HSET', st, 'bytes', num(bytes), 'cursor', cursor, 'lexcursor', lexcursor)
+if repairing then redis.call('HSET', st, 'resummed', num(redis.call('ZCARD', ix))) end
 add(st, 'expired', expired)
 add(st, 'evictions', evicted)
+-- The entry was the least valuable of a full shard (a heuristic one among
+-- explicit ones) and went with the eviction: nothing to announce.
+if not redis.call('ZSCORE', lru, member) then return 0 end
 if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], string.sub(member, 18)) end
-return evicted
+return 1
 `)
 
 // deleteScript deletes one entry and its index records. With a SHA-1 in
@@ -361,7 +380,8 @@ return redis.call('ZCARD', lru) + redis.call('ZCARD', ix)
 const trimBatch = 500
 
 // trimScript evicts up to trimBatch least recently used entries while the
-// shard is over the limits, and returns 1 when it is still over them.
+// shard is over the limits, and returns 1 when it is still over them and
+// another batch can evict more.
 //
 //	KEYS: lru, ix, st
 //	ARGV: max entries, max bytes, entry key prefix, v: key prefix
@@ -376,7 +396,9 @@ if evicted > 0 then
 	redis.call('HSET', st, 'bytes', num(bytes))
 	add(st, 'evictions', evicted)
 end
-if redis.call('ZCARD', lru) > maxn or bytes > maxb then return 1 end
+-- Still over, and evicting: another batch may help. Nothing evicted means
+-- lru is empty (an evicting Redis dropped it): another call could not help.
+if evicted > 0 and (redis.call('ZCARD', lru) > maxn or bytes > maxb) then return 1 end
 return 0
 `)
 

@@ -421,7 +421,13 @@ func (s *Store) readConfig(ctx context.Context) (config, error) {
 	}
 	if slices.Contains(vals, nil) {
 		pipe := s.client.Pipeline()
-		seeds := []int64{s.opts.MaxEntries, s.opts.MaxBytes, int64(s.opts.Shards), formatVersion}
+		// An instance that runs seeds the shard count it keys with, not
+		// its option: instances started later must key alike.
+		shards := int64(s.opts.Shards)
+		if p := s.shards.Load(); p != nil {
+			shards = int64(len(*p))
+		}
+		seeds := []int64{s.opts.MaxEntries, s.opts.MaxBytes, shards, formatVersion}
 		for i, f := range configFields {
 			pipe.HSetNX(ctx, key, f, seeds[i])
 		}
@@ -733,7 +739,9 @@ func variantOf(r *policy.Response) string {
 //
 // kept is false, with no error, for an entry the store will not keep: one
 // larger than a shard's byte budget (the entry it would have replaced is
-// deleted) or with a ttl under a millisecond. An error means Redis failed.
+// deleted), one with a ttl under a millisecond, or one that the write's
+// own eviction removed at once (a heuristic entry in a shard full of
+// explicit ones). An error means Redis failed.
 func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) (kept bool, err error) {
 	if ttl < time.Millisecond {
 		return false, nil // gone before Redis could expire it
@@ -760,16 +768,16 @@ func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 		names = strings.Join(resp.Vary, ",")
 	}
 	sh := r.sh
-	err = putScript.Run(ctx, s.client,
+	n, err := putScript.Run(ctx, s.client,
 		[]string{r.entry, r.vary(), sh.lru, sh.ix, sh.st},
 		r.member(), val, ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
 		names, sh.entry, sh.vary, s.publish.Load(), sh.fill+r.member()[:16], s.opts.MaxVariants,
-	).Err()
+	).Int64()
 	if err != nil {
 		return false, fmt.Errorf("rediscache: put: %w", redisfail.Classify(err))
 	}
 	s.touched.mark(r.id, now) // the write set the score just now
-	return true, nil
+	return n == 1, nil
 }
 
 // Delete removes one entry.
