@@ -64,6 +64,19 @@ func hostWithoutDefaultPort(scheme, host string) string {
 
 // writePath copies an escaped path, decoding percent-encoded unreserved
 // characters and upper-casing the hex of the others (RFC 3986 §6.2.2).
+// NormalizePath returns an escaped path in the form NormalizeURL keys it
+// with (RFC 3986 §6.2.2): the percent-encodings of unreserved characters
+// decoded, the hex digits of the others in upper case. A proxy that asks
+// its upstream for this form gets the answer for the request the cache
+// keys on: an upstream that reads "/%61dmin" other than "/admin" would
+// otherwise have its answer to one stored for the other.
+func NormalizePath(escaped string) string {
+	var b strings.Builder
+	b.Grow(len(escaped))
+	writePath(&b, escaped)
+	return b.String()
+}
+
 func writePath(b *strings.Builder, p string) {
 	for i := 0; i < len(p); i++ {
 		c := p[i]

@@ -141,7 +141,7 @@ func TestProxy_RFC3986_5_2_4_DotSegments(t *testing.T) {
 		{"/a/b/../c", 200, "/api/a/c"},
 		{"/a/./b/.", 200, "/api/a/b/"},
 		{"/a/%2e%2e/b", 200, "/api/b"},
-		{"/a%2fb", 200, "/api/a%2fb"},
+		{"/a%2fb", 200, "/api/a%2Fb"}, // the escaping the cache keys with (RFC 3986 §6.2.2.1)
 		{"/a/..", 200, "/api/"},
 		{"/index.html?x=/../y", 200, "/api/index.html?x=/../y"},
 	}

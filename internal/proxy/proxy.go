@@ -499,13 +499,16 @@ func (s *Server) resolved(w http.ResponseWriter, r *http.Request) (*http.Request
 }
 
 // resolved returns r with the dot segments of its path resolved
-// (resolvePath), and false for a path the proxy refuses.
+// (resolvePath) and its escaping normalised as the cache keys it
+// (policy.NormalizePath), so that the upstream is asked for the path the
+// answer is stored under; and false for a path the proxy refuses.
 func resolved(r *http.Request) (*http.Request, bool) {
 	escaped := r.URL.EscapedPath()
 	clean, err := resolvePath(escaped)
 	if err != nil {
 		return r, false
 	}
+	clean = policy.NormalizePath(clean)
 	if clean == escaped {
 		return r, true
 	}
