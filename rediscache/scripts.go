@@ -150,12 +150,14 @@ const putEvictions = 100
 // putScript stores one entry, indexes it, records its URL's Vary names,
 // keeps the URL within its variant limit, sweeps a few index members for
 // expired entries (repairing what an evicting Redis left of the index) and
-// evicts while the shard is over its limits.
+// evicts while the shard is over its limits; it then ends the URL's lease
+// when it still holds the writer's token, and announces the fill.
 //
-//	KEYS: entry, vary (v:), lru, ix, st
+//	KEYS: entry, vary (v:), lru, ix, st, lease
 //	ARGV: member, value, ttl ms, score, max entries, max bytes, Vary names
 //	      (comma separated), entry key prefix, v: key prefix, publish command
-//	      ("" = none), fill channel, max variants per URL
+//	      ("" = none), fill channel, max variants per URL, lease token ("" =
+//	      not the holder)
 //
 // It returns 1 when the entry is kept, 0 when the write's own eviction
 // removed it.
@@ -163,7 +165,7 @@ var putScript = redis.NewScript(luaLib + `
 local entry, vary, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, value, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local maxn, maxb, eprefix, vprefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[8], ARGV[9]
-local err = wrongType({vary, 'hash', lru, 'zset', ix, 'zset', st, 'hash'})
+local err = wrongType({vary, 'hash', lru, 'zset', ix, 'zset', st, 'hash', KEYS[6], 'string'})
 if err then return err end
 
 redis.call('SET', entry, value, 'PX', ttl)
@@ -290,8 +292,10 @@ if repairing then redis.call('HSET', st, 'resummed', num(redis.call('ZCARD', ix)
 add(st, 'expired', expired)
 add(st, 'evictions', evicted)
 -- The entry was the least valuable of a full shard (a heuristic one among
--- explicit ones) and went with the eviction: nothing to announce.
+-- explicit ones) and went with the eviction: nothing to announce, and the
+-- lease is left to its holder's release.
 if not redis.call('ZSCORE', lru, member) then return 0 end
+if ARGV[13] ~= '' and redis.call('GET', KEYS[6]) == ARGV[13] then redis.call('DEL', KEYS[6]) end
 if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], string.sub(member, 18)) end
 return 1
 `)

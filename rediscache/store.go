@@ -2,7 +2,6 @@ package rediscache
 
 import (
 	"context"
-	"crypto/sha1"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -141,7 +140,9 @@ type Store struct {
 	opts    Options
 	given   Options // opts as New was given them, before the defaults
 	closed  atomic.Bool
-	publish atomic.Value // string: the command announcing a fill (SPUBLISH on a cluster), "" when the user may not
+	pubsub  pubsubKind   // how fills are announced and heard, decided once from the client
+	publish atomic.Value // string: pubsub's announcing command, "" when the user may not publish
+	subs    *subscriptions
 	now     func() time.Time
 	touched touchSet
 
@@ -202,14 +203,10 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{client: client, opts: opts, given: given, now: time.Now, seed: layout(opts.Prefix, opts.Shards)}
+	s := &Store{client: client, opts: opts, given: given, pubsub: pubsubOf(client), now: time.Now, seed: layout(opts.Prefix, opts.Shards)}
+	s.publish.Store(s.pubsub.command())
+	s.subs = newSubscriptions(client, s.pubsub)
 	s.life, s.stop = context.WithCancel(context.Background())
-	s.publish.Store("PUBLISH")
-	if _, ok := client.(*redis.ClusterClient); ok {
-		// Sharded pub/sub keeps the announcement on the node that owns
-		// the URL's slot instead of broadcasting it over the cluster bus.
-		s.publish.Store("SPUBLISH")
-	}
 	return s, nil
 }
 
@@ -331,19 +328,20 @@ func NewClient(rawURL string) (redis.UniversalClient, error) {
 }
 
 // Close stops the store's background work (a trim after a lowered
-// capacity) and closes the client if Open made it; a client given to New is
-// left open. Calls made after Close fail with an error wrapping ErrClosed;
-// calls after the first return nil.
+// capacity, the pub/sub connections of Wait) and closes the client if Open
+// made it; a client given to New is left open. Calls made after Close fail
+// with an error wrapping ErrClosed; calls after the first return nil.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
 	s.stop()
 	s.bg.Wait()
+	err := s.subs.close()
 	if s.owned {
-		return s.client.Close()
+		err = errors.Join(err, s.client.Close())
 	}
-	return nil
+	return err
 }
 
 // Client returns the Redis client the store uses.
@@ -393,6 +391,9 @@ func (s *Store) load(ctx context.Context) ([]shard, error) {
 // little later. It says so once in the log; Stats.FillNotices says it too.
 func (s *Store) checkPublish(ctx context.Context) {
 	cmd, channel := s.publish.Load().(string), s.opts.Prefix+"fill:probe"
+	if cmd == "" {
+		return // a client that announces nothing: its waiters poll
+	}
 	var err error
 	if cmd == "SPUBLISH" {
 		err = s.client.SPublish(ctx, channel, "").Err()
@@ -627,23 +628,12 @@ func (s *Store) layoutOrSeed() []shard {
 	return s.seed
 }
 
-// LeaseKey is the key of url's fleet-wide fill lease, in the slot of url's
-// entries. Before the first Get or Put has read the shard count from Redis it
-// uses Options.Shards.
-func (s *Store) LeaseKey(url string) string {
-	return s.urlKey(url, func(sh *shard) string { return sh.lock })
-}
-
-// MarkerKey is the key of url's "don't collapse" marker, in the slot of url's
-// entries.
-func (s *Store) MarkerKey(url string) string {
-	return s.urlKey(url, func(sh *shard) string { return sh.hfm })
-}
-
-// FillChannel is the pub/sub channel on which Put announces that it stored a
-// response for url (the message is the variant's hash). On Redis Cluster it
-// is a shard channel (SPUBLISH, subscribe with SSUBSCRIBE); elsewhere a plain
-// one (PUBLISH, SUBSCRIBE).
+// FillChannel is the pub/sub channel on which Put and Fill announce that
+// they stored a response for url (the message is the variant's hash), and
+// Release that url's lease ended without one (an empty message): what Wait
+// listens to. On Redis Cluster it is a shard channel (SPUBLISH, subscribe
+// with SSUBSCRIBE); elsewhere a plain one (PUBLISH, SUBSCRIBE). Before the
+// first call has read the shard count from Redis it uses Options.Shards.
 func (s *Store) FillChannel(url string) string {
 	return s.urlKey(url, func(sh *shard) string { return sh.fill })
 }
@@ -680,17 +670,9 @@ func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Resp
 		return nil, nil, fmt.Errorf("rediscache: get: %w", redisfail.Classify(err))
 	}
 	if get.Err() == nil {
-		val := get.Val()
-		resp, err := decodeString(val)
-		if err != nil {
-			// A reader that finds garbage cleans it up, but only that
-			// garbage: the digest guards a value written meanwhile.
-			sum := sha1.Sum([]byte(val))
-			if err := s.delete(ctx, r, hex.EncodeToString(sum[:])); err != nil {
-				return nil, nil, err
-			}
-		} else if resp.URL == url && variantOf(resp) == variant {
-			return resp, resp.Vary, nil
+		resp, err := s.entryOf(ctx, r, url, variant, get.Val())
+		if err != nil || resp != nil {
+			return resp, respVary(resp), err
 		}
 	}
 	names, err := s.client.HGet(ctx, r.vary(), "vary").Result()
@@ -699,10 +681,15 @@ func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Resp
 		return nil, nil, nil
 	case err != nil:
 		return nil, nil, fmt.Errorf("rediscache: get: %w", redisfail.Classify(err))
-	case names == "":
-		return nil, []string{}, nil
 	}
-	return nil, strings.Split(names, ","), nil
+	return nil, splitNames(names, true), nil
+}
+
+func respVary(r *policy.Response) []string {
+	if r == nil {
+		return nil
+	}
+	return r.Vary
 }
 
 // Size returns the size in bytes of the entry stored for url and variant,
@@ -743,6 +730,11 @@ func variantOf(r *policy.Response) string {
 // own eviction removed at once (a heuristic entry in a shard full of
 // explicit ones). An error means Redis failed.
 func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool) (kept bool, err error) {
+	return s.put(ctx, resp, ttl, explicit, "")
+}
+
+// put is Put that also ends resp.URL's lease when it holds token.
+func (s *Store) put(ctx context.Context, resp *policy.Response, ttl time.Duration, explicit bool, token string) (kept bool, err error) {
 	if ttl < time.Millisecond {
 		return false, nil // gone before Redis could expire it
 	}
@@ -767,11 +759,11 @@ func (s *Store) Put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 	if len(resp.Vary) > 0 {
 		names = strings.Join(resp.Vary, ",")
 	}
-	sh := r.sh
+	sh, uh := r.sh, r.member()[:16]
 	n, err := putScript.Run(ctx, s.client,
-		[]string{r.entry, r.vary(), sh.lru, sh.ix, sh.st},
+		[]string{r.entry, r.vary(), sh.lru, sh.ix, sh.st, sh.lock + uh},
 		r.member(), val, ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
-		names, sh.entry, sh.vary, s.publish.Load(), sh.fill+r.member()[:16], s.opts.MaxVariants,
+		names, sh.entry, sh.vary, s.publish.Load(), sh.fill+uh, s.opts.MaxVariants, token,
 	).Int64()
 	if err != nil {
 		return false, fmt.Errorf("rediscache: put: %w", redisfail.Classify(err))

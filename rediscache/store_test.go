@@ -580,12 +580,14 @@ func TestStore_KeysShareTheURLSlot(t *testing.T) {
 		f.put(t, response(u, "b"), time.Minute, true)
 		entry := refOf(*f.s.shards.Load(), u, "").entry
 		tag := entry[strings.IndexByte(entry, '{') : strings.IndexByte(entry, '}')+1]
-		for _, k := range []string{f.s.LeaseKey(u), f.s.MarkerKey(u), f.s.FillChannel(u)} {
+		lease := f.s.urlKey(u, func(sh *shard) string { return sh.lock })
+		marker := f.s.urlKey(u, func(sh *shard) string { return sh.hfm })
+		for _, k := range []string{lease, marker, f.s.FillChannel(u)} {
 			if !strings.Contains(k, tag) || !strings.HasPrefix(k, "t:") {
 				t.Errorf("key %s lacks the tag %s of %s", k, tag, entry)
 			}
 		}
-		if f.s.LeaseKey(u) == f.s.MarkerKey(u) {
+		if lease == marker {
 			t.Error("lease and marker share a key")
 		}
 	})
@@ -702,8 +704,8 @@ func TestStore_KeyNamesBeforeTheConfigIsReadBuildNoLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if allocs := testing.AllocsPerRun(100, func() { _ = s.LeaseKey("http://example.com/a") }); allocs > 2 {
-		t.Errorf("LeaseKey makes %v allocations, want at most 2", allocs)
+	if allocs := testing.AllocsPerRun(100, func() { _ = s.FillChannel("http://example.com/a") }); allocs > 2 {
+		t.Errorf("FillChannel makes %v allocations, want at most 2", allocs)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetcache/fleetcache/coalesce"
 	"github.com/fleetcache/fleetcache/internal/storetest"
 	"github.com/fleetcache/fleetcache/policy"
 	"github.com/fleetcache/fleetcache/roundtrip"
@@ -261,5 +263,133 @@ func TestMemStore_Acceptance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		clk := newClock()
 		return storetest.Harness{Store: newMemStore(clk.Now), Advance: clk.Advance}
+	})
+}
+
+// memFleet is a memStore that a fleet shares: leases, marks and the waits
+// for fills kept in process, with the semantics of rediscache's, which
+// TestMemFleet_Acceptance checks. It counts the calls of each kind, so that
+// a test can say what a miss costs.
+type memFleet struct {
+	*memStore
+	mu      sync.Mutex
+	leases  map[string]memLease  // by URL
+	marks   map[string]time.Time // by URL: marked until
+	changed chan struct{}        // closed and replaced whenever a lease ends
+	seq     int
+	claims  atomic.Int64
+	fills   atomic.Int64
+	waits   atomic.Int64
+}
+
+type memLease struct {
+	holder  string
+	expires time.Time
+}
+
+// fleetMarkTTL is rediscache's mark time, which FleetStore promises.
+const fleetMarkTTL = 5 * time.Second
+
+func newMemFleet(now func() time.Time) *memFleet {
+	return &memFleet{memStore: newMemStore(now), leases: map[string]memLease{}, marks: map[string]time.Time{}, changed: make(chan struct{})}
+}
+
+var _ roundtrip.FleetStore = (*memFleet)(nil)
+
+func (f *memFleet) Claim(ctx context.Context, url string, vary []string, variant string, ttl time.Duration, stale bool) (*policy.Response, []string, coalesce.Lease, error) {
+	f.claims.Add(1)
+	lease := coalesce.Lease{Key: url}
+	resp, names, err := f.memStore.Get(ctx, url, variant)
+	if err != nil || resp != nil && !stale {
+		return resp, names, lease, err
+	}
+	if resp != nil {
+		names = resp.Vary
+	} else if strings.Join(names, ",") != strings.Join(vary, ",") {
+		return nil, names, lease, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	lease.Marked = now.Before(f.marks[url])
+	if l, ok := f.leases[url]; ok && now.Before(l.expires) {
+		lease.Holder = l.holder
+	} else if !lease.Marked {
+		f.seq++
+		lease.Holder, lease.Mine = fmt.Sprint("holder-", f.seq), true
+		f.leases[url] = memLease{holder: lease.Holder, expires: now.Add(ttl)}
+	}
+	return resp, names, lease, nil
+}
+
+func (f *memFleet) Wait(ctx context.Context, lease coalesce.Lease) error {
+	f.waits.Add(1)
+	for {
+		f.mu.Lock()
+		l, ok := f.leases[lease.Key]
+		changed := f.changed
+		f.mu.Unlock()
+		if !ok || l.holder != lease.Holder || !f.now().Before(l.expires) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (f *memFleet) Fill(ctx context.Context, lease coalesce.Lease, resp *policy.Response, ttl time.Duration, explicit bool) (bool, error) {
+	f.fills.Add(1)
+	kept, err := f.memStore.Put(ctx, resp, ttl, explicit)
+	if kept && lease.Mine {
+		f.end(lease)
+	}
+	return kept, err
+}
+
+func (f *memFleet) Release(ctx context.Context, lease coalesce.Lease, unshareable bool) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	if lease.Mine {
+		f.end(lease)
+	}
+	if unshareable {
+		f.mu.Lock()
+		f.marks[lease.Key] = f.now().Add(fleetMarkTTL)
+		f.mu.Unlock()
+	}
+	return nil
+}
+
+// end ends lease if it is still its holder's, and wakes the waiters.
+func (f *memFleet) end(lease coalesce.Lease) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.leases[lease.Key].holder == lease.Holder {
+		delete(f.leases, lease.Key)
+	}
+	f.poke()
+}
+
+// poke wakes the waiters, to look at the leases again; f.mu must be held.
+func (f *memFleet) poke() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// The fake fleet passes the same acceptance suite as the Redis one.
+func TestMemFleet_Acceptance(t *testing.T) {
+	storetest.RunFleet(t, func(t *testing.T) storetest.FleetHarness {
+		clk := newClock()
+		f := newMemFleet(clk.Now)
+		return storetest.FleetHarness{A: f, B: f, Advance: func(d time.Duration) {
+			clk.Advance(d)
+			f.mu.Lock()
+			f.poke()
+			f.mu.Unlock()
+		}}
 	})
 }

@@ -27,11 +27,13 @@ const (
 	failed
 )
 
-// flight is one origin fetch shared by every caller in the process that
-// asked for the same key while it ran. The caller whose request was sent
-// (the owner) streams the body as it arrives; the others wait for the whole
-// body and are served the stored entry, each with its own reader, but only
-// when the policy lets that entry answer their own request.
+// flight is an origin answer whose body is still to be read: the result of
+// a miss whose answer has a body. A storable one (head set) is shared by
+// every caller in the process that asked for the same key while it ran: the
+// caller whose request was sent (the owner) streams the body as it arrives;
+// the others wait for the whole body and are served the stored entry, each
+// with its own reader, but only when the policy lets that entry answer their
+// own request. One that is not storable streams to its owner alone.
 //
 // Memory is bounded by MaxEntryBytes (plus one read chunk) per flight, and
 // by MaxBufferedBytes for all of them: a body that would grow past either
@@ -43,10 +45,7 @@ type flight struct {
 	// Set before the flight is published, read-only afterwards.
 	resp              *http.Response // status and header; Body belongs to the pump or the owner
 	reqTime, respTime time.Time
-	err               error // the origin call failed: no resp
-	ready             bool  // entry was known when the flight was published: nothing to read
-	storable          bool
-	head              *policy.Response // storable: the entry without its body; read-only
+	head              *policy.Response // the entry without its body, when storable; read-only
 	keepOwner         func() bool      // stops the owner's giving up from disowning the flight
 	detail            string           // why the response was not storable
 	buffers           *budget          // the process-wide budget that held accounts against
@@ -63,24 +62,11 @@ type flight struct {
 	ownerGone bool
 	keep      bool // read the body whole even with nobody left to read it
 	waiters   int
-	out       outcome // storable: what became of the body, once state left filling
+	out       written // storable: what became of the body, once state left filling
 	held      int64   // bytes of buf accounted against buffers
 }
 
-// caller identifies one RoundTrip call, so that the flight knows whose
-// request it sent.
-type caller struct{ ctx context.Context }
-
-// done returns a flight that needs no origin body: an entry found in the
-// store after a fleet peer filled it, or one freshened by a 304.
-func doneFlight(entry *policy.Response) *flight {
-	return &flight{ready: true, state: complete, entry: entry, storable: true, out: stored, wake: make(chan struct{})}
-}
-
-// failedFlight records an origin call that returned no response.
-func failedFlight(owner *caller, err error) *flight {
-	return &flight{owner: owner, err: err, state: failed, wake: make(chan struct{})}
-}
+func (f *flight) ownedBy(c *caller) bool { return f.owner == c }
 
 // broadcast wakes every reader; f.mu must be held.
 func (f *flight) broadcast() {
@@ -93,7 +79,7 @@ func (f *flight) broadcast() {
 // whole, fill builds and stores the entry before anyone sees the end of the
 // body, so that a caller that has read a response finds it stored. end then
 // runs once either way, with that entry or nil, and the outcome.
-func (f *flight) pump(limit int64, fill func(body []byte) (*policy.Response, outcome), end func(e *policy.Response, out outcome)) {
+func (f *flight) pump(limit int64, fill func(body []byte) (*policy.Response, written), end func(e *policy.Response, out written)) {
 	body := f.resp.Body
 	chunkp := chunks.Get().(*[]byte)
 	defer chunks.Put(chunkp)
@@ -244,7 +230,7 @@ func (f *flight) wait(ctx context.Context) (*policy.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.state == complete && f.storable {
+	if f.state == complete && f.head != nil {
 		return f.entry, nil
 	}
 	return nil, nil
@@ -270,7 +256,7 @@ func (f *flight) settle(ctx context.Context) error {
 
 // report fills in what cs says about the store: stored, or why not.
 func (f *flight) report(cs policy.CacheStatus) policy.CacheStatus {
-	if !f.storable {
+	if f.head == nil {
 		cs.Detail = f.detail
 		return cs
 	}

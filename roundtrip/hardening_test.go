@@ -130,9 +130,11 @@ func TestRedisStore_RFC9111_4_3_3_RequestsOwnRefusalDoesNotMarkTheURL(t *testing
 		get()
 		get("Cache-Control", "no-cache", "Accept", "application/xml")
 		get("Cache-Control", "no-cache", "Cookie", "session=attacker")
-		n, err := store.Client().Exists(context.Background(), store.MarkerKey(key)).Result()
+		// A peer's claim sees whether the URL is marked.
+		_, _, lease, err := store.Claim(context.Background(), key, nil, "", time.Minute, true)
 		require.NoError(t, err)
-		assert.Zero(t, n, "the URL was marked for the fleet")
+		assert.False(t, lease.Marked, "the URL was marked for the fleet")
+		require.NoError(t, store.Release(context.Background(), lease, false))
 		resp, body := get()
 		assert.Equal(t, "shared json", body)
 		assert.Contains(t, resp.Header.Get("Cache-Status"), "hit")

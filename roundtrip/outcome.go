@@ -6,15 +6,15 @@ import (
 	"github.com/fleetcache/fleetcache/policy"
 )
 
-// outcome is what became of a response offered to the store: Cache-Status
+// written is what became of a response offered to the store: Cache-Status
 // claims stored only for stored, and otherwise says what happened in its
 // detail (RFC 9211 §2.6, §2.8).
-type outcome uint8
+type written uint8
 
 const (
 	// storing: the body is still arriving. A caller whose header left
 	// before its body arrived is told so: the outcome was not known yet.
-	storing outcome = iota
+	storing written = iota
 	stored
 	uncacheable  // not worth keeping (no freshness, no validator): not offered
 	tooLarge     // over MaxEntryBytes, or declined by the store
@@ -24,7 +24,7 @@ const (
 	storeRefused // the store answered the write with a refusal (RefusedError: OOM, NOAUTH)
 )
 
-func (o outcome) detail() string {
+func (o written) detail() string {
 	switch o {
 	case storing:
 		return "storing"

@@ -169,13 +169,11 @@ func TestRedisStore_MarkedURLIsNotQueuedBehindAPeersLease(t *testing.T) {
 
 		// A fleet peer holds the lease, and the URL's last answer could not be
 		// shared.
-		peer := coalesce.NewFleet(store.Client(), coalesce.FleetOptions{})
-		defer peer.Close()
-		lease, ok, err := peer.Acquire(ctx, store.LeaseKey(key), time.Minute)
+		_, _, lease, err := store.Claim(ctx, key, nil, "", time.Minute, false)
 		require.NoError(t, err)
-		require.True(t, ok)
-		defer lease.Release(ctx)
-		require.NoError(t, peer.Mark(ctx, store.MarkerKey(key)))
+		require.True(t, lease.Mine)
+		defer store.Release(ctx, lease, false)
+		require.NoError(t, store.Release(ctx, coalesce.Lease{Key: key}, true))
 
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()

@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/fleetcache/fleetcache/coalesce"
 	"github.com/fleetcache/fleetcache/policy"
 	"github.com/fleetcache/fleetcache/rules"
@@ -54,16 +52,35 @@ type RefusedError interface {
 	Refused() string
 }
 
-// FleetStore is a Store shared by several processes through Redis. When
-// the store given to New implements it, misses are collapsed across the
-// whole fleet, not only inside one process: one process holds the lease at
-// LeaseKey while it fetches, and Put announces each fill on FillChannel.
+// FleetStore is a Store that the processes of a fleet share. When the
+// store given to New implements it, a miss is collapsed across the whole
+// fleet, not only inside one process: the process that claims a URL's lease
+// fetches it while the others wait for its fill, and a URL whose answers
+// can be shared with nobody is marked so that its misses neither wait nor
+// are waited for. It speaks in URLs: key and channel names are the store's.
+// *rediscache.Store implements it, with two Redis round trips for a miss
+// (Claim, then Fill).
 type FleetStore interface {
 	Store
-	Client() redis.UniversalClient
-	LeaseKey(url string) string
-	MarkerKey(url string) string
-	FillChannel(url string) string
+	// Claim is Get that also claims url's lease for ttl, in the same round
+	// trip, when the variant is not stored, or, with stale, even when it is
+	// (its caller will revalidate it): the lease is taken when nobody
+	// holds it and url is not marked, and otherwise reported as it stands.
+	// vary are the Vary names variant was computed with; when they are not
+	// url's, nothing is claimed and url's names are returned, as from Get.
+	Claim(ctx context.Context, url string, vary []string, variant string, ttl time.Duration, stale bool) (*policy.Response, []string, coalesce.Lease, error)
+	// Wait returns once lease's holder no longer holds it (it filled,
+	// released, or died and let it expire), when ctx ends, or when the
+	// store fails; the caller then claims again.
+	Wait(ctx context.Context, lease coalesce.Lease) error
+	// Fill is Put by the holder of resp.URL's lease: when it keeps the
+	// entry, the same round trip ends the lease and wakes the waiters.
+	// Otherwise the lease is left to Release.
+	Fill(ctx context.Context, lease coalesce.Lease, resp *policy.Response, ttl time.Duration, explicit bool) (kept bool, err error)
+	// Release ends lease, if it is the caller's, and wakes the waiters;
+	// with unshareable it also marks the URL for a few seconds, held or
+	// not.
+	Release(ctx context.Context, lease coalesce.Lease, unshareable bool) error
 }
 
 // Options configure a Transport. The zero value is the recommended
@@ -126,8 +143,7 @@ type Options struct {
 // Transport is a caching http.RoundTripper. It is safe for concurrent use.
 type Transport struct {
 	store  Store
-	fleet  *coalesce.Fleet // nil when the store is not shared through Redis
-	fstore FleetStore
+	fleet  FleetStore // the store, when it is one; nil otherwise
 	policy *policy.Policy
 	next   http.RoundTripper
 	name   string
@@ -139,13 +155,14 @@ type Transport struct {
 	fetchTimeout time.Duration
 	leaseTimeout time.Duration
 
-	group      coalesce.Group[*flight]
+	group      coalesce.Group[result]
 	reads      coalesce.Group[got] // store reads of large entries
 	vary       varyMemo
 	sizes      sizeMemo
 	hfm        markers
 	brk        breaker
 	refusals   refusalLog
+	holders    holders    // fleet leases this transport's callers hold, with their calls
 	filling    sync.Map   // flight key -> *flight whose body is still being read
 	refreshing sync.Map   // flight keys with a background refresh under way
 	bgMu       sync.Mutex // orders goBackground against Close
@@ -156,7 +173,6 @@ type Transport struct {
 	stop       context.CancelFunc
 	closed     atomic.Bool // set by Close: requests pass through uncached
 	closeOnce  sync.Once
-	closeErr   error
 
 	stats counters
 
@@ -216,10 +232,7 @@ func New(store Store, opts Options) *Transport {
 	}
 	t.brk = breaker{log: t.log, now: t.now}
 	t.refusals = refusalLog{log: t.log, now: t.now}
-	if fs, ok := store.(FleetStore); ok {
-		t.fstore = fs
-		t.fleet = coalesce.NewFleet(fs.Client(), coalesce.FleetOptions{})
-	}
+	t.fleet, _ = store.(FleetStore)
 	return t
 }
 
@@ -229,9 +242,9 @@ var ErrClosed = errors.New("fleetcache: transport closed")
 // Close stops the cache and waits for its work: background refreshes,
 // shared fetches and the bodies being read into the store (each bounded by
 // FetchTimeout, or by its reader's context once it streams to one caller
-// alone). It then closes the wrapped transport's idle connections and stops
-// the fleet subscription. Requests that arrive from the moment Close begins
-// are sent to the origin uncached, their Cache-Status saying
+// alone), and the ends of fleet leases. It then closes the wrapped
+// transport's idle connections. Requests that arrive from the moment Close
+// begins are sent to the origin uncached, their Cache-Status saying
 // fwd=bypass; detail=closed. Close may be called more than once; every call
 // returns when the first is done, with its error.
 //
@@ -247,11 +260,8 @@ func (t *Transport) Close() error {
 		t.bg.Wait()
 		t.fetches.wait()
 		t.CloseIdleConnections()
-		if t.fleet != nil {
-			t.closeErr = t.fleet.Close()
-		}
 	})
-	return t.closeErr
+	return nil
 }
 
 // CloseIdleConnections closes the idle connections of the wrapped
@@ -341,7 +351,9 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		return t.refresh(&rq)
 	}
 	now := t.now()
-	stored, fwd := t.lookup(ctx, &rq)
+	// A miss that may collapse claims the fleet lease with its lookup.
+	claim := t.fleet != nil && req.Method == http.MethodGet && rq.Range == "" && !rq.OnlyIfCached
+	stored, fwd, lease := t.lookup(ctx, &rq, claim)
 	if stored != nil {
 		reuse := t.policy.Reuse(&rq, stored, now)
 		switch reuse.Action {
@@ -372,7 +384,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// A stored partial response that lacks what is asked stays: the origin
 	// is asked for the missing part alone when that can be combined.
-	return t.miss(&rq, stored, fwd)
+	return t.miss(&rq, stored, fwd, lease)
 }
 
 // Why a request bypasses the cache, besides policy's reasons; the words
@@ -455,7 +467,7 @@ func (t *Transport) refresh(rq *policy.Request) (*http.Response, error) {
 	if rq.OnlyIfCached {
 		return t.gatewayTimeout(rq), nil // only the stored response could answer
 	}
-	stored, fwd := t.lookup(rq.R.Context(), rq) // learns the URL's Vary names
+	stored, fwd, _ := t.lookup(rq.R.Context(), rq, false) // learns the URL's Vary names
 	if stored != nil {
 		fwd = "request" // a stored response the request would not have (RFC 9211 §2.2)
 	}
@@ -465,33 +477,38 @@ func (t *Transport) refresh(rq *policy.Request) (*http.Response, error) {
 	if rq.R.Method == http.MethodHead {
 		return t.headMiss(rq, nil, fwd)
 	}
-	return t.miss(rq, nil, fwd)
+	return t.miss(rq, nil, fwd, coalesce.Lease{Key: rq.URL})
 }
 
 // lookup reads the stored response for rq with one store round trip in the
-// common case, learning the URL's Vary names on the way. fwd says why
-// nothing was found.
-func (t *Transport) lookup(ctx context.Context, rq *policy.Request) (*policy.Response, string) {
+// common case, learning the URL's Vary names on the way; with claim, a miss
+// claims the URL's fleet lease in the same round trip. fwd says why nothing
+// was found.
+func (t *Transport) lookup(ctx context.Context, rq *policy.Request, claim bool) (*policy.Response, string, coalesce.Lease) {
 	names := t.vary.get(rq.URL)
+	lease := coalesce.Lease{Key: rq.URL}
 	for range 2 {
 		variant := policy.Variant(names, policy.VaryValues(names, rq.R.Header))
-		resp, vary, err := t.get(ctx, rq.URL, variant)
+		g, err := t.get(ctx, rq.URL, names, variant, claim)
+		resp, vary := g.resp, g.vary
+		lease = g.lease
 		switch {
 		case err != nil:
-			return nil, "uri-miss"
+			return nil, "uri-miss", coalesce.Lease{Key: rq.URL}
 		case resp != nil:
 			t.vary.set(rq.URL, resp.Vary)
 			t.sizes.set(rq.URL, int64(len(resp.Body)))
-			return resp, ""
+			return resp, "", lease
 		case len(vary) == 0:
-			return nil, "uri-miss"
+			t.vary.set(rq.URL, vary)
+			return nil, "uri-miss", lease
 		case equalNames(vary, names):
-			return nil, "vary-miss"
+			return nil, "vary-miss", lease
 		}
 		names = vary
 		t.vary.set(rq.URL, vary)
 	}
-	return nil, "vary-miss"
+	return nil, "vary-miss", lease
 }
 
 // slowRead returns the check that a timed-out read of url's variant moved a
@@ -509,40 +526,51 @@ func (t *Transport) slowRead(url, variant string) func(ctx context.Context) bool
 	}
 }
 
-// got is what one store read returned.
+// got is what one store read returned, with the fleet lease a claiming
+// read left.
 type got struct {
-	resp *policy.Response
-	vary []string
+	resp  *policy.Response
+	vary  []string
+	lease coalesce.Lease
 }
 
-// get reads url's variant from the store. Concurrent reads of an entry
-// known to be large share one store call: sixteen callers of a hot 6 MiB
-// entry would otherwise have Redis copy 96 MiB at once and each wait for
-// all of it.
+// get reads url's variant from the store; with claim, a read that misses
+// claims the URL's fleet lease in the same round trip (FleetStore.Claim).
+// Concurrent reads of an entry known to be large share one store call:
+// sixteen callers of a hot 6 MiB entry would otherwise have Redis copy 96
+// MiB at once and each wait for all of it. Such a shared read claims
+// nothing: one lease cannot go to several callers.
 //
 // A read of an entry not known to be large that times out finds out its
 // size (slowRead); when the size explains the wait, the read is made again
 // as a large one, rather than the caller going to the origin.
-func (t *Transport) get(ctx context.Context, url, variant string) (*policy.Response, []string, error) {
+func (t *Transport) get(ctx context.Context, url string, names []string, variant string, claim bool) (got, error) {
 	size := t.sizes.get(url)
-	read := func(ctx context.Context) (g got, err error) {
-		err = t.storeCallSized(ctx, size, t.slowRead(url, variant), func(ctx context.Context) (err error) {
-			g.resp, g.vary, err = t.store.Get(ctx, url, variant)
-			return err
-		})
-		return g, err
+	read := func(claim bool) func(ctx context.Context) (got, error) {
+		return func(ctx context.Context) (g got, err error) {
+			g.lease = coalesce.Lease{Key: url}
+			err = t.storeCallSized(ctx, size, t.slowRead(url, variant), func(ctx context.Context) (err error) {
+				if claim {
+					g.resp, g.vary, g.lease, err = t.fleet.Claim(ctx, url, names, variant, t.leaseTimeout, false)
+					return err
+				}
+				g.resp, g.vary, err = t.store.Get(ctx, url, variant)
+				return err
+			})
+			return g, err
+		}
 	}
 	if size < largeEntry {
-		g, err := read(ctx)
+		g, err := read(claim)(ctx)
 		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			return g.resp, g.vary, err
+			return g, err
 		}
 		if size = t.sizes.get(url); size < largeEntry {
-			return nil, nil, err
+			return got{lease: coalesce.Lease{Key: url}}, err
 		}
 	}
-	g, _, err := t.reads.Do(ctx, url+"\x00"+variant, t.storeTimeout*time.Duration(2+4*size/largeEntry), read)
-	return g.resp, g.vary, err
+	g, _, err := t.reads.Do(ctx, url+"\x00"+variant, t.storeTimeout*time.Duration(2+4*size/largeEntry), read(false))
+	return g, err
 }
 
 // storeCall runs one store operation under the store timeout and the
@@ -776,7 +804,7 @@ func (t *Transport) headMiss(rq *policy.Request, stored *policy.Response, fwd st
 	// is served.
 	if ok, _ := t.policy.Storable(asGet(rq), resp); ok && stored != nil && resp.StatusCode == http.StatusOK {
 		if fresh, ok := t.policy.FreshenHead(stored, resp, reqTime, t.now()); ok {
-			t.put(rq.R.Context(), fresh)
+			t.put(rq.R.Context(), fresh, coalesce.Lease{})
 		} else {
 			t.purge(rq.R.Context(), rq.URL)
 		}
@@ -800,8 +828,9 @@ func asGet(rq *policy.Request) *policy.Request {
 // worth keeping at all, tooLarge when the store declined it (too large for
 // its budget), storeFailed or storeRefused when the store failed. Only
 // uncacheable says anything about the entry: in every other case it was
-// fine to share.
-func (t *Transport) put(ctx context.Context, entry *policy.Response) outcome {
+// fine to share. With a fleet lease that is Mine, the write is the fill,
+// which ends the lease when it stores the entry.
+func (t *Transport) put(ctx context.Context, entry *policy.Response, lease coalesce.Lease) written {
 	ttl, explicit := t.policy.Keep(entry, t.now())
 	if ttl <= 0 {
 		return uncacheable
@@ -811,6 +840,10 @@ func (t *Transport) put(ctx context.Context, entry *policy.Response) outcome {
 	size := int64(len(entry.Body))
 	t.sizes.set(entry.URL, size)
 	err := t.storeCallSized(ctx, size, nil, func(ctx context.Context) (err error) {
+		if lease.Mine {
+			kept, err = t.fleet.Fill(ctx, lease, entry, ttl, explicit)
+			return err
+		}
 		kept, err = t.store.Put(ctx, entry, ttl, explicit)
 		return err
 	})

@@ -373,8 +373,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeStore() error {
 	var err error
+	if s.store != nil {
+		err = s.store.Close() // its pub/sub connections; the client is ours
+	}
 	if s.client != nil {
-		err = s.client.Close()
+		err = errors.Join(err, s.client.Close())
 	}
 	if s.embedded != nil {
 		s.embedded.Close()

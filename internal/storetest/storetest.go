@@ -1,13 +1,14 @@
-// Package storetest is the acceptance suite of [roundtrip.Store]: every
-// implementation (the Redis store on a redis-server, on miniredis and on a
-// cluster, and the transport tests' in-memory fake) passes the same tests,
-// so that a fake's claim to behave like the real store is checked, not
-// assumed.
+// Package storetest is the acceptance suite of [roundtrip.Store] (Run) and
+// of [roundtrip.FleetStore] (RunFleet): every implementation (the Redis
+// store on a redis-server, on miniredis and on a cluster, and the transport
+// tests' in-memory fakes) passes the same tests, so that a fake's claim to
+// behave like the real store is checked, not assumed.
 package storetest
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/coalesce"
 	"github.com/fleetcache/fleetcache/policy"
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
@@ -240,4 +242,172 @@ func Equal(t testing.TB, got, want *policy.Response) {
 	if !reflect.DeepEqual(g, w) {
 		t.Errorf("got\n%+v\nwant\n%+v", g, w)
 	}
+}
+
+// FleetHarness is one fleet store under test, as two processes of a fleet
+// see it: A and B share its entries, leases and marks (a fake may give the
+// same value for both).
+type FleetHarness struct {
+	A, B roundtrip.FleetStore
+	// Advance lets d pass for the store: a lease or mark whose time has
+	// run out is gone afterwards.
+	Advance func(d time.Duration)
+}
+
+// RunFleet runs the suite of roundtrip.FleetStore, each test on a store
+// newFleet makes for it.
+func RunFleet(t *testing.T, newFleet func(t *testing.T) FleetHarness) {
+	for _, tc := range fleetTests {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, newFleet(t)) })
+	}
+}
+
+// markerTTL is how long a mark lasts, as FleetStore.Release promises.
+const markerTTL = 5 * time.Second
+
+var fleetTests = []struct {
+	name string
+	run  func(t *testing.T, h FleetHarness)
+}{
+	{"a miss takes the lease and a peer's claim sees who holds it", func(t *testing.T, h FleetHarness) {
+		l := claim(t, h.A, u, nil, "", false)
+		if !l.Mine || l.Holder == "" || l.Marked || l.Key != u {
+			t.Fatalf("first claim = %+v, want the lease taken", l)
+		}
+		if p := claim(t, h.B, u, nil, "", false); p.Mine || p.Holder != l.Holder || p.Marked {
+			t.Fatalf("peer's claim = %+v, want held by %q", p, l.Holder)
+		}
+	}},
+	{"a stored variant is returned and claims nothing, unless stale", func(t *testing.T, h FleetHarness) {
+		put(t, Harness{Store: h.A}, response(u, "hello"), ttl)
+		r, _, l, err := h.A.Claim(context.Background(), u, nil, "", time.Minute, false)
+		if err != nil || r == nil || string(r.Body) != "hello" || l.Mine || l.Holder != "" {
+			t.Fatalf("Claim = %v, %+v, %v; want the entry and no lease", r, l, err)
+		}
+		r, _, l, err = h.B.Claim(context.Background(), u, nil, "", time.Minute, true)
+		if err != nil || r == nil || !l.Mine {
+			t.Fatalf("stale Claim = %v, %+v, %v; want the entry and the lease", r, l, err)
+		}
+	}},
+	{"a wrong guess of the Vary names claims nothing and learns them", func(t *testing.T, h FleetHarness) {
+		put(t, Harness{Store: h.A}, varied(u, "gz", "gzip"), ttl)
+		r, names, l, err := h.A.Claim(context.Background(), u, nil, "", time.Minute, false)
+		if err != nil || r != nil || l.Mine || l.Holder != "" || !reflect.DeepEqual(names, []string{"Accept-Encoding"}) {
+			t.Fatalf("Claim = %v, %v, %+v, %v; want a miss that claims nothing and names Accept-Encoding", r, names, l, err)
+		}
+		br := policy.Variant(names, []string{"br"})
+		if l := claim(t, h.A, u, names, br, false); !l.Mine {
+			t.Fatalf("Claim with the right names = %+v, want the lease", l)
+		}
+	}},
+	{"Fill stores, ends the lease and wakes a waiting peer", func(t *testing.T, h FleetHarness) {
+		l := claim(t, h.A, u, nil, "", false)
+		held := claim(t, h.B, u, nil, "", false)
+		woke := waitFor(h.B, held)
+		kept, err := h.A.Fill(context.Background(), l, response(u, "filled"), ttl, true)
+		if err != nil || !kept {
+			t.Fatalf("Fill = %v, %v", kept, err)
+		}
+		if err := <-woke; err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+		r, _, after, err := h.B.Claim(context.Background(), u, nil, "", time.Minute, false)
+		if err != nil || r == nil || string(r.Body) != "filled" || after.Holder != "" {
+			t.Fatalf("Claim after the fill = %v, %+v, %v; want the entry, no lease", r, after, err)
+		}
+		if p := claim(t, h.B, u, nil, "", true); !p.Mine {
+			t.Fatalf("a stale claim after the fill = %+v, want the lease free", p)
+		}
+	}},
+	{"a Fill that keeps nothing leaves the lease held", func(t *testing.T, h FleetHarness) {
+		l := claim(t, h.A, u, nil, "", false)
+		if kept, err := h.A.Fill(context.Background(), l, response(u, "x"), time.Microsecond, true); kept || err != nil {
+			t.Fatalf("Fill = %v, %v; want not kept, no error", kept, err)
+		}
+		if p := claim(t, h.B, u, nil, "", false); p.Mine || p.Holder != l.Holder {
+			t.Fatalf("peer's claim = %+v, want still held by %q", p, l.Holder)
+		}
+	}},
+	{"Release frees the lease and wakes a waiting peer", func(t *testing.T, h FleetHarness) {
+		l := claim(t, h.A, u, nil, "", false)
+		woke := waitFor(h.B, claim(t, h.B, u, nil, "", false))
+		if err := h.A.Release(context.Background(), l, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-woke; err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+		if p := claim(t, h.B, u, nil, "", false); !p.Mine {
+			t.Fatalf("claim after the release = %+v, want the lease", p)
+		}
+	}},
+	{"a mark keeps the URL unleased for its time, leased or not", func(t *testing.T, h FleetHarness) {
+		l := claim(t, h.A, u, nil, "", false)
+		if err := h.A.Release(context.Background(), l, true); err != nil {
+			t.Fatal(err)
+		}
+		if p := claim(t, h.B, u, nil, "", false); p.Mine || !p.Marked {
+			t.Fatalf("claim of a marked URL = %+v, want marked and not leased", p)
+		}
+		h.Advance(markerTTL + time.Second)
+		p := claim(t, h.B, u, nil, "", false)
+		if !p.Mine || p.Marked {
+			t.Fatalf("claim after the mark = %+v, want the lease", p)
+		}
+		// A mark made without the lease leaves the holder its lease.
+		if err := h.A.Release(context.Background(), coalesce.Lease{Key: u}, true); err != nil {
+			t.Fatal(err)
+		}
+		if q := claim(t, h.A, u, nil, "", false); q.Mine || !q.Marked || q.Holder != p.Holder {
+			t.Fatalf("claim = %+v, want marked and still held by %q", q, p.Holder)
+		}
+	}},
+	{"a lease outlives its ttl only in its holder's mind", func(t *testing.T, h FleetHarness) {
+		old := claim(t, h.A, u, nil, "", false)
+		h.Advance(2 * time.Minute)
+		next := claim(t, h.B, u, nil, "", false)
+		if !next.Mine {
+			t.Fatalf("claim after expiry = %+v, want the lease", next)
+		}
+		// The old holder's release and fill end nothing of its successor's.
+		if err := h.A.Release(context.Background(), old, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.A.Fill(context.Background(), old, response(u, "late"), ttl, true); err != nil {
+			t.Fatal(err)
+		}
+		if p := claim(t, h.A, u, nil, "", true); p.Mine || p.Holder != next.Holder {
+			t.Fatalf("claim = %+v, want still held by %q", p, next.Holder)
+		}
+	}},
+	{"Wait stops with its context", func(t *testing.T, h FleetHarness) {
+		claim(t, h.A, u, nil, "", false)
+		held := claim(t, h.B, u, nil, "", false)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if err := h.B.Wait(ctx, held); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Wait = %v, want DeadlineExceeded", err)
+		}
+	}},
+}
+
+// claim claims url's lease for a minute and fails the test on an error.
+func claim(t *testing.T, s roundtrip.FleetStore, url string, vary []string, variant string, stale bool) coalesce.Lease {
+	t.Helper()
+	_, _, l, err := s.Claim(context.Background(), url, vary, variant, time.Minute, stale)
+	if err != nil {
+		t.Fatalf("Claim(%s): %v", url, err)
+	}
+	return l
+}
+
+// waitFor starts s.Wait on l and returns where its error will be sent.
+func waitFor(s roundtrip.FleetStore, l coalesce.Lease) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- s.Wait(ctx, l)
+	}()
+	return done
 }

@@ -1,12 +1,76 @@
-package coalesce
+package rediscache
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/redisfail"
 	"github.com/redis/go-redis/v9"
 )
+
+// pollInterval is how often a waiter checks the lease it waits on, in case
+// the fill announcement was lost or the subscription is broken: 100ms keeps
+// that rare case cheap in latency while a fleet of waiters costs Redis ten
+// GETs a second each.
+const pollInterval = 100 * time.Millisecond
+
+// subscriptions is the store's side of the fill announcements: one pub/sub
+// connection per Redis server (per master on a cluster, with sharded
+// pub/sub), a channel subscribed while some watch needs it, its messages
+// demultiplexed in process. Nothing runs until the first watch; the store's
+// Close stops it.
+type subscriptions struct {
+	client redis.UniversalClient
+	kind   pubsubKind
+	poll   time.Duration
+
+	life context.Context // ends with close; bounds the pub/sub goroutines
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[string]*subConn   // by server address
+	chans  map[string]*chanState // channels some watch listens to
+}
+
+func newSubscriptions(client redis.UniversalClient, kind pubsubKind) *subscriptions {
+	life, stop := context.WithCancel(context.Background())
+	return &subscriptions{
+		client: client, kind: kind, poll: pollInterval, life: life, stop: stop,
+		conns: make(map[string]*subConn), chans: make(map[string]*chanState),
+	}
+}
+
+// close stops the pub/sub connections and goroutines. Waits in progress
+// return ErrClosed.
+func (f *subscriptions) close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	conns := f.conns
+	f.conns = nil
+	f.mu.Unlock()
+	f.stop()
+	var errs []error
+	for _, sc := range conns {
+		// Closing the connection is what unblocks its receive loop.
+		if err := sc.ps.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	f.wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("rediscache: close pub/sub: %w", err)
+	}
+	return nil
+}
 
 // Bounds of the pause between attempts to receive on a broken pub/sub
 // connection: long enough not to spin on a dead server, short enough that
@@ -16,13 +80,14 @@ const (
 	maxRetry = 2 * time.Second
 )
 
-// Watch is one waiter's interest in a fill notification. It is created by
-// Fleet.Watch, waited on with Wait, and must be stopped with Stop.
-type Watch struct {
-	f        *Fleet
+// watch is one waiter's interest in a fill announcement: made by
+// subscriptions.watch, waited on with wait, ended with stop.
+type watch struct {
+	f        *subscriptions
 	channel  string
 	leaseKey string
-	fired    chan struct{} // closed when the notification arrived
+	holder   string        // the lease's holder when the wait began
+	fired    chan struct{} // closed when the announcement arrived
 	state    *chanState    // nil when the watch relies on polling only
 
 	stopped bool // guarded by f.mu
@@ -31,7 +96,7 @@ type Watch struct {
 // chanState is one channel some watches listen to.
 type chanState struct {
 	conn     *subConn
-	watchers map[*Watch]struct{}
+	watchers map[*watch]struct{}
 	settled  chan struct{} // closed once subscribed, or once that attempt failed
 }
 
@@ -45,20 +110,18 @@ type subConn struct {
 	sharded bool
 	kick    chan struct{} // capacity 1: the writer has dirty channels to look at
 
-	// Guarded by Fleet.mu.
+	// Guarded by subscriptions.mu.
 	dirty   map[string]struct{}
 	have    map[string]bool         // subscribed, as far as the commands sent go
 	pending map[string][]*chanState // subscribe replies awaited, in the order sent
 }
 
-// Watch registers interest in the fill notification on channel for the
-// lease leaseKey. Call it before re-reading what the lease holder will
-// store: once Watch returns, a notification sent after that read is not
-// missed. Watch waits for the subscription to be confirmed, for at most one
-// poll interval and never past ctx; without it the Watch still works, by
-// polling the lease.
-func (f *Fleet) Watch(ctx context.Context, channel, leaseKey string) *Watch {
-	w := &Watch{f: f, channel: channel, leaseKey: leaseKey, fired: make(chan struct{})}
+// watch registers interest in the fill announcement on channel while holder
+// holds the lease at leaseKey. It waits for the subscription to be
+// confirmed, for at most one poll interval and never past ctx; without it
+// the watch still works, by polling the lease.
+func (f *subscriptions) watch(ctx context.Context, channel, leaseKey, holder string) *watch {
+	w := &watch{f: f, channel: channel, leaseKey: leaseKey, holder: holder, fired: make(chan struct{})}
 	cs := f.register(ctx, w)
 	if cs == nil {
 		return w
@@ -74,7 +137,7 @@ func (f *Fleet) Watch(ctx context.Context, channel, leaseKey string) *Watch {
 
 // register adds w to the watchers of its channel, subscribing the channel if
 // w is the first. It returns nil when w has to rely on polling.
-func (f *Fleet) register(ctx context.Context, w *Watch) *chanState {
+func (f *subscriptions) register(ctx context.Context, w *watch) *chanState {
 	if cs := f.join(w); cs != nil {
 		return cs
 	}
@@ -105,7 +168,7 @@ func (f *Fleet) register(ctx context.Context, w *Watch) *chanState {
 			go f.writeLoop(sc)
 			go f.readLoop(sc)
 		}
-		cs = &chanState{conn: sc, watchers: make(map[*Watch]struct{}), settled: make(chan struct{})}
+		cs = &chanState{conn: sc, watchers: make(map[*watch]struct{}), settled: make(chan struct{})}
 		f.chans[w.channel] = cs
 		f.markDirty(sc, w.channel)
 	}
@@ -115,7 +178,7 @@ func (f *Fleet) register(ctx context.Context, w *Watch) *chanState {
 }
 
 // join adds w to the watchers of a channel already subscribed.
-func (f *Fleet) join(w *Watch) *chanState {
+func (f *subscriptions) join(w *watch) *chanState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cs := f.chans[w.channel]
@@ -127,18 +190,18 @@ func (f *Fleet) join(w *Watch) *chanState {
 	return cs
 }
 
-// route picks the server that carries channel's notifications: the master
-// of the channel's hash slot on a cluster, the server otherwise.
-func (f *Fleet) route(ctx context.Context, channel string) (addr string, newPubSub func() *redis.PubSub, sharded bool, err error) {
-	switch c := f.client.(type) {
-	case *redis.ClusterClient:
-		node, err := c.MasterForKey(ctx, channel)
+// route picks the server that carries channel's announcements: the master
+// of the channel's hash slot with sharded pub/sub, the server otherwise.
+func (f *subscriptions) route(ctx context.Context, channel string) (addr string, newPubSub func() *redis.PubSub, sharded bool, err error) {
+	switch f.kind {
+	case shardedPubSub:
+		node, err := f.client.(*redis.ClusterClient).MasterForKey(ctx, channel)
 		if err != nil {
 			return "", nil, false, err
 		}
 		return node.Options().Addr, func() *redis.PubSub { return node.SSubscribe(f.life) }, true, nil
-	case *redis.Client:
-		return "", func() *redis.PubSub { return c.Subscribe(f.life) }, false, nil
+	case plainPubSub:
+		return "", func() *redis.PubSub { return f.client.Subscribe(f.life) }, false, nil
 	default:
 		return "", nil, false, errNoPubSub
 	}
@@ -146,10 +209,10 @@ func (f *Fleet) route(ctx context.Context, channel string) (addr string, newPubS
 
 // errNoPubSub stays internal: a client without a supported pub/sub only
 // makes its waiters poll.
-var errNoPubSub = errors.New("coalesce: client type has no supported pub/sub")
+var errNoPubSub = errors.New("rediscache: client type has no supported pub/sub")
 
 // markDirty must be called with f.mu held.
-func (f *Fleet) markDirty(sc *subConn, channel string) {
+func (f *subscriptions) markDirty(sc *subConn, channel string) {
 	sc.dirty[channel] = struct{}{}
 	select {
 	case sc.kick <- struct{}{}:
@@ -157,19 +220,20 @@ func (f *Fleet) markDirty(sc *subConn, channel string) {
 	}
 }
 
-// Wait blocks until the fill notification arrives or the lease key is gone
-// (its holder released it, or died and it expired), and then returns nil.
-// It returns ctx.Err() when ctx ends, ErrClosed when the Fleet is closed,
-// and the error of a failed lease poll, so that a caller never blocks on a
-// Redis that is down. A wait is bounded by the lease's TTL plus one poll.
-func (w *Watch) Wait(ctx context.Context) error {
+// wait blocks until the fill announcement arrives or the holder no longer
+// holds the lease (it released it, or died and it expired), and then
+// returns nil. It returns ctx.Err() when ctx ends, ErrClosed when the store
+// is closed, and the error of a failed lease poll, so that a caller never
+// blocks on a Redis that is down. A wait is bounded by the lease's TTL plus
+// one poll.
+func (w *watch) wait(ctx context.Context) error {
 	// The first poll is immediate: the holder may have finished before the
 	// subscription was made.
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		if w.f.life.Err() != nil {
-			return ErrClosed
+			return errClosed
 		}
 		select {
 		case <-w.fired:
@@ -177,13 +241,13 @@ func (w *Watch) Wait(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-w.f.life.Done():
-			return ErrClosed
+			return errClosed
 		case <-t.C:
-			gone, err := w.f.leaseGone(ctx, w.leaseKey)
-			if err != nil {
-				return err
+			holder, err := w.f.client.Get(ctx, w.leaseKey).Result()
+			if err != nil && err != redis.Nil {
+				return fmt.Errorf("rediscache: poll lease %q: %w", w.leaseKey, redisfail.Classify(err))
 			}
-			if gone {
+			if holder != w.holder {
 				return nil
 			}
 			t.Reset(w.f.poll)
@@ -191,9 +255,9 @@ func (w *Watch) Wait(ctx context.Context) error {
 	}
 }
 
-// Stop ends the watch; the channel is unsubscribed when its last watch
-// stops. Stop may be called more than once.
-func (w *Watch) Stop() {
+// stop ends the watch; the channel is unsubscribed when its last watch
+// stops. stop may be called more than once.
+func (w *watch) stop() {
 	f := w.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -212,7 +276,7 @@ func (w *Watch) Stop() {
 
 // writeLoop sends the SUBSCRIBE and UNSUBSCRIBE commands that bring the
 // connection's subscriptions in line with the watchers.
-func (f *Fleet) writeLoop(sc *subConn) {
+func (f *subscriptions) writeLoop(sc *subConn) {
 	defer f.wg.Done()
 	for {
 		select {
@@ -250,7 +314,7 @@ func (f *Fleet) writeLoop(sc *subConn) {
 
 // nextCommand pops a dirty channel whose subscription differs from what its
 // watchers need, and records the command as sent.
-func (f *Fleet) nextCommand(sc *subConn) (channel string, subscribe, ok bool) {
+func (f *subscriptions) nextCommand(sc *subConn) (channel string, subscribe, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for channel := range sc.dirty {
@@ -286,8 +350,8 @@ func (f *Fleet) nextCommand(sc *subConn) (channel string, subscribe, ok bool) {
 }
 
 // readLoop receives the subscription replies and messages of one connection
-// until the Fleet closes.
-func (f *Fleet) readLoop(sc *subConn) {
+// until the store closes.
+func (f *subscriptions) readLoop(sc *subConn) {
 	defer f.wg.Done()
 	var retry time.Duration
 	for {
@@ -329,7 +393,7 @@ func (f *Fleet) readLoop(sc *subConn) {
 
 // confirm settles the oldest watch state waiting for a subscribe reply on
 // channel; Redis answers the commands of one connection in order.
-func (f *Fleet) confirm(sc *subConn, channel string) {
+func (f *subscriptions) confirm(sc *subConn, channel string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := sc.pending[channel]
@@ -345,14 +409,14 @@ func (f *Fleet) confirm(sc *subConn, channel string) {
 }
 
 // settleAll must be called with f.mu held.
-func (f *Fleet) settleAll(sc *subConn, channel string) {
+func (f *subscriptions) settleAll(sc *subConn, channel string) {
 	for _, cs := range sc.pending[channel] {
 		settle(cs)
 	}
 	delete(sc.pending, channel)
 }
 
-// settle must be called with Fleet.mu held, which makes the check and the
+// settle must be called with subscriptions.mu held, which makes the check and the
 // close one step.
 func settle(cs *chanState) {
 	select {
@@ -363,7 +427,7 @@ func settle(cs *chanState) {
 }
 
 // deliver wakes every watch of channel.
-func (f *Fleet) deliver(sc *subConn, channel string) {
+func (f *subscriptions) deliver(sc *subConn, channel string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cs := f.chans[channel]
