@@ -85,6 +85,9 @@ func newToken() string { return processToken + strconv.FormatUint(tokens.Add(1),
 // Claim reads url's variant as Get does and, in the same round trip (one
 // script), claims url's fleet-wide lease for ttl when the variant is not
 // stored, or, with stale, even when it is (its caller will revalidate it).
+// An entry this process read or stored lately is read with a plain GET
+// first, as by Get: a hot entry costs Redis no script, and one that has
+// gone since costs a round trip more.
 // The lease is taken when nobody holds it and url is not marked (see
 // Release); otherwise the returned Lease says who holds it and whether url
 // is marked. vary are the Vary names variant was computed with: when they are
@@ -103,12 +106,17 @@ func (s *Store) Claim(ctx context.Context, url string, vary []string, variant st
 		return nil, nil, lease, err
 	}
 	r := refOf(shards, url, variant)
-	sh, uh := r.sh, r.member()[:16]
-	touch, touchExplicit := "", ""
-	if now := s.now(); s.touched.due(r.id, now) {
-		ms := now.UnixMilli()
-		touch, touchExplicit = strconv.FormatInt(ms, 10), strconv.FormatInt(ms+explicitScore, 10)
+	if !stale && s.touched.seen(r.id) {
+		// An entry this process read or stored lately is most likely
+		// there: a plain GET reads it, at a fraction of a script's cost to
+		// Redis, and the script runs only when it has gone since.
+		if resp, err := s.read(ctx, r, url, variant); err != nil || resp != nil {
+			return resp, respVary(resp), lease, err
+		}
 	}
+	sh, uh := r.sh, r.member()[:16]
+	now := s.now()
+	ms := now.UnixMilli()
 	mode := ""
 	if stale {
 		mode = "stale"
@@ -116,7 +124,7 @@ func (s *Store) Claim(ctx context.Context, url string, vary []string, variant st
 	token := newToken()
 	reply, err := claimScript.Run(ctx, s.client,
 		[]string{r.entry, r.vary(), sh.lock + uh, sh.hfm + uh, sh.lru},
-		r.member(), touch, touchExplicit, strings.Join(vary, ","), token, ttl.Milliseconds(), mode,
+		r.member(), ms, ms+explicitScore, strings.Join(vary, ","), token, ttl.Milliseconds(), mode,
 	).Slice()
 	if err != nil {
 		return nil, nil, lease, fmt.Errorf("rediscache: claim: %w", redisfail.Classify(err))
@@ -129,6 +137,7 @@ func (s *Store) Claim(ctx context.Context, url string, vary []string, variant st
 		if resp, err = s.entryOf(ctx, r, url, variant, val); err != nil {
 			return nil, nil, lease, err
 		}
+		s.touched.mark(r.id, now) // touched, and seen: read with a GET next time
 	}
 	if len(reply) == 1 {
 		if resp == nil {
@@ -244,10 +253,9 @@ func (s *Store) Wait(ctx context.Context, lease coalesce.Lease) error {
 // claimScript reads an entry and, on a miss, claims its URL's lease.
 //
 //	KEYS: entry, vary (v:), lease, marker, lru
-//	ARGV: member, touch score of a non-explicit entry or "" for no touch,
-//	      touch score of an explicit one, the caller's Vary names (comma
-//	      separated), lease token, lease ttl ms, "stale" to claim even
-//	      when the entry exists
+//	ARGV: member, touch score of a non-explicit entry, touch score of an
+//	      explicit one, the caller's Vary names (comma separated), lease
+//	      token, lease ttl ms, "stale" to claim even when the entry exists
 //
 // It returns {value} for a stored entry, and otherwise {value or "",
 // Vary names or "", 1 when the v: key exists, holder or "", 1 when marked}.
@@ -257,13 +265,11 @@ var claimScript = redis.NewScript(`
 local entry, vary, lease, marker, lru = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local v = redis.call('GET', entry)
 if v and ARGV[7] == '' then
-	if ARGV[2] ~= '' then
-		local s = redis.call('ZSCORE', lru, ARGV[1])
-		if s then
-			local score = ARGV[2]
-			if tonumber(s) >= ` + strconv.FormatInt(explicitScore, 10) + ` then score = ARGV[3] end
-			redis.pcall('ZADD', lru, 'XX', score, ARGV[1])
-		end
+	local s = redis.call('ZSCORE', lru, ARGV[1])
+	if s then
+		local score = ARGV[2]
+		if tonumber(s) >= ` + strconv.FormatInt(explicitScore, 10) + ` then score = ARGV[3] end
+		redis.pcall('ZADD', lru, 'XX', score, ARGV[1])
 	end
 	return {v}
 end

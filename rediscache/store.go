@@ -653,27 +653,9 @@ func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Resp
 		return nil, nil, err
 	}
 	r := refOf(shards, url, variant)
-	// A hit costs one GET. The LRU touch rides along in a pipeline at most
-	// once a second per entry; the Vary names are only read on a miss,
-	// where an origin fetch dwarfs a second round trip.
-	var get *redis.StringCmd
-	if now := s.now(); s.touched.due(r.id, now) {
-		pipe := s.client.Pipeline()
-		get = pipe.Get(ctx, r.entry)
-		ms := now.UnixMilli()
-		touchScript.Eval(ctx, pipe, []string{r.sh.lru}, r.member(), ms, ms+explicitScore)
-		_, _ = pipe.Exec(ctx) // the GET's error is checked below; the touch is best effort
-	} else {
-		get = s.client.Get(ctx, r.entry)
-	}
-	if err := get.Err(); err != nil && err != redis.Nil {
-		return nil, nil, fmt.Errorf("rediscache: get: %w", redisfail.Classify(err))
-	}
-	if get.Err() == nil {
-		resp, err := s.entryOf(ctx, r, url, variant, get.Val())
-		if err != nil || resp != nil {
-			return resp, respVary(resp), err
-		}
+	resp, err = s.read(ctx, r, url, variant)
+	if err != nil || resp != nil {
+		return resp, respVary(resp), err
 	}
 	names, err := s.client.HGet(ctx, r.vary(), "vary").Result()
 	switch {
@@ -683,6 +665,34 @@ func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Resp
 		return nil, nil, fmt.Errorf("rediscache: get: %w", redisfail.Classify(err))
 	}
 	return nil, splitNames(names, true), nil
+}
+
+// read returns the response stored for url and variant under r, or nil. A
+// hit costs one GET. The LRU touch rides along in a pipeline at most once a
+// second per entry (EVALSHA: the script is loaded once).
+func (s *Store) read(ctx context.Context, r ref, url, variant string) (*policy.Response, error) {
+	var get *redis.StringCmd
+	if now := s.now(); s.touched.due(r.id, now) {
+		pipe := s.client.Pipeline()
+		get = pipe.Get(ctx, r.entry)
+		ms := now.UnixMilli()
+		keys := []string{r.sh.lru}
+		touch := touchScript.EvalSha(ctx, pipe, keys, r.member(), ms, ms+explicitScore)
+		_, _ = pipe.Exec(ctx) // the GET's error is checked below; the touch is best effort
+		if redis.HasErrorPrefix(touch.Err(), "NOSCRIPT") {
+			// Once per server: Run loads the script.
+			_ = touchScript.Run(ctx, s.client, keys, r.member(), ms, ms+explicitScore).Err()
+		}
+	} else {
+		get = s.client.Get(ctx, r.entry)
+	}
+	switch err := get.Err(); {
+	case err == redis.Nil:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("rediscache: get: %w", redisfail.Classify(err))
+	}
+	return s.entryOf(ctx, r, url, variant, get.Val())
 }
 
 func respVary(r *policy.Response) []string {
@@ -902,6 +912,13 @@ func (t *touchSet) due(id uint64, now time.Time) bool {
 	slot, want := t.stamp(id, now)
 	old := slot.Load()
 	return old != want && slot.CompareAndSwap(old, want)
+}
+
+// seen reports whether the entry was the last this process touched or
+// stored in its slot: recently read or written here, so most likely stored.
+func (t *touchSet) seen(id uint64) bool {
+	slot, _ := t.stamp(id, time.Time{})
+	return slot.Load()>>32 == id>>32
 }
 
 // mark records that the entry's score was set now.
