@@ -21,5 +21,5 @@ func openFleetcache(e env) (http.RoundTripper, func(), error) {
 		return nil, nil, err
 	}
 	t := roundtrip.New(store, roundtrip.Options{Transport: e.origin})
-	return t, func() { _ = t.Close(); _ = rdb.Close() }, nil
+	return t, func() { _ = t.Close(); _ = store.Close(); _ = rdb.Close() }, nil
 }

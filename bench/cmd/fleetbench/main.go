@@ -59,9 +59,13 @@ func runScenario(ctx context.Context, sc scenario, cfg config, trials []*trial) 
 		results[i] = result{Scenario: sc.Name, Impl: r.im.name, Body: sc.Body, Goroutines: sc.Goroutines, Processes: sc.Procs,
 			Unavailable: strings.Join(strings.Fields(err.Error()), " ")}
 	}
-	if sc.kind == kindStampede {
+	if sc.kind == kindStampede || sc.kind == kindFleet {
 		for i, r := range trials {
-			m, err := r.stampede(ctx)
+			run := r.stampede
+			if sc.kind == kindFleet {
+				run = r.fleetLoad
+			}
+			m, err := run(ctx)
 			r.stop()
 			if err != nil {
 				fail(i, err)
@@ -98,6 +102,7 @@ func runScenario(ctx context.Context, sc scenario, cfg config, trials []*trial) 
 func quickConfig(c config) config {
 	c.duration, c.warmup, c.urls, c.rounds = 100*time.Millisecond, 20*time.Millisecond, 4, 2
 	c.stampede, c.stampedeDelay = 4*c.procs, 20*time.Millisecond
+	c.fleetURLs = 100
 	return c
 }
 
@@ -113,6 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (retErr e
 	fs.IntVar(&cfg.stampede, "stampede", 200, "goroutines of a stampede, in all processes together")
 	fs.IntVar(&cfg.procs, "procs", 4, "processes of the fleet stampede")
 	fs.DurationVar(&cfg.stampedeDelay, "stampede-delay", 50*time.Millisecond, "origin latency in the stampede scenarios")
+	fs.IntVar(&cfg.fleetURLs, "fleet-urls", 10000, "distinct URLs of the fleet scenario (zipf), each measured for 4 × -d from a cold cache")
+	svgOut := fs.String("svg", "", "also write the fleet scenario's figures as an SVG chart to this file")
 	cacheControl := fs.String("cache-control", "public, max-age=3600", "Cache-Control of the origin's responses")
 	etag := fs.Bool("etag", true, "whether the origin sends an ETag (and answers If-None-Match)")
 	redisURL := fs.String("redis", "", "Redis to use (default: start a redis-server on a free loopback port); the run's keys are left behind")
@@ -138,8 +145,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (retErr e
 	if *quick {
 		cfg = quickConfig(cfg)
 	}
-	if cfg.urls < 2 || cfg.stampede < 1 || cfg.procs < 1 || cfg.rounds < 1 || cfg.duration <= 0 {
-		return errors.New("-k must be at least 2, -stampede, -procs and -rounds at least 1, -d positive")
+	if cfg.urls < 2 || cfg.fleetURLs < 2 || cfg.stampede < 1 || cfg.procs < 1 || cfg.rounds < 1 || cfg.duration <= 0 {
+		return errors.New("-k and -fleet-urls must be at least 2, -stampede, -procs and -rounds at least 1, -d positive")
 	}
 	filter, err := regexp.Compile(*only)
 	if err != nil {
@@ -229,7 +236,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (retErr e
 		}
 		var trials []*trial
 		for _, im := range chosen {
-			if sc.impls != nil && !slices.Contains(sc.impls, im.name) {
+			if sc.impls != nil && !slices.Contains(sc.impls, im.name) || sc.impls == nil && im.named {
 				continue
 			}
 			seq++
@@ -263,6 +270,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (retErr e
 	fmt.Fprintln(stdout)
 	if err := printTable(stdout, m, rows); err != nil {
 		return err
+	}
+	if *svgOut != "" {
+		if err := writeFleetSVG(*svgOut, m, rows); err != nil {
+			return err
+		}
 	}
 	if *jsonOut != "" {
 		b, err := json.MarshalIndent(struct {

@@ -19,6 +19,7 @@ type result struct {
 	Body           int     `json:"body_bytes"`
 	Goroutines     int     `json:"goroutines_per_process"`
 	Processes      int     `json:"processes"`
+	URLs           int     `json:"urls,omitempty"`
 	Seconds        float64 `json:"seconds"`
 	Requests       int64   `json:"requests"`
 	Errors         int64   `json:"errors"`
@@ -28,30 +29,37 @@ type result struct {
 	P90us          float64 `json:"p90_us"`
 	P99us          float64 `json:"p99_us"`
 	OriginRequests int64   `json:"origin_requests"`
+	OriginPerSec   float64 `json:"origin_per_s,omitempty"`
 	// Allocations are measured in the benchmark's own process, so they are
 	// absent for the scenarios that run in worker processes.
 	AllocsPerReq *float64 `json:"allocs_per_req,omitempty"`
 	BytesPerReq  *float64 `json:"bytes_per_req,omitempty"`
-	// Ratios of req/s to floor and to httpcache measured in the same
-	// scenario, and the allocations per request above floor's.
-	XFloor            float64  `json:"x_floor,omitempty"`
-	XHTTPCache        float64  `json:"x_httpcache,omitempty"`
-	AllocsAboveFloor  *float64 `json:"allocs_above_floor,omitempty"`
-	P99AboveDirectUs  *float64 `json:"p99_above_direct_us,omitempty"`
-	Unavailable       string   `json:"unavailable,omitempty"`
-	stampede, redisDn bool
+	// Ratios of req/s to the faster floor (floor or floor-redigo), to
+	// httpcache and to httpcache-pool measured in the same scenario, and
+	// the allocations per request above the faster floor's.
+	XFloor                   float64  `json:"x_floor,omitempty"`
+	FasterFloor              string   `json:"faster_floor,omitempty"`
+	XHTTPCache               float64  `json:"x_httpcache,omitempty"`
+	XPool                    float64  `json:"x_httpcache_pool,omitempty"`
+	AllocsAboveFloor         *float64 `json:"allocs_above_floor,omitempty"`
+	P99AboveDirectUs         *float64 `json:"p99_above_direct_us,omitempty"`
+	Unavailable              string   `json:"unavailable,omitempty"`
+	stampede, redisDn, fleet bool
 }
 
 func newResult(sc scenario, im impl, m *measured) result {
 	res := result{
-		Scenario: sc.Name, Impl: im.name, Body: sc.Body, Goroutines: sc.Goroutines, Processes: sc.Procs,
+		Scenario: sc.Name, Impl: im.name, Body: sc.Body, Goroutines: sc.Goroutines, Processes: sc.Procs, URLs: sc.URLs,
 		Seconds: m.elapsed.Seconds(), Requests: m.Requests, Errors: m.Errors, FirstError: m.FirstErr,
 		P50us: us(m.Hist.quantile(0.50)), P90us: us(m.Hist.quantile(0.90)), P99us: us(m.Hist.quantile(0.99)),
 		OriginRequests: m.origin,
-		stampede:       sc.kind == kindStampede, redisDn: sc.kind == kindDown,
+		stampede:       sc.kind == kindStampede, redisDn: sc.kind == kindDown, fleet: sc.kind == kindFleet,
 	}
 	if m.elapsed > 0 {
 		res.ReqPerSec = float64(m.Requests) / m.elapsed.Seconds()
+		if res.fleet {
+			res.OriginPerSec = float64(m.origin) / m.elapsed.Seconds()
+		}
 	}
 	if m.allocsKnown && m.Requests > 0 {
 		a, b := float64(m.mallocs)/float64(m.Requests), float64(m.bytes)/float64(m.Requests)
@@ -72,18 +80,25 @@ func compare(rows []result) {
 		}
 		return nil
 	}
-	fl, hc, direct := find("floor"), find("httpcache"), find("direct")
+	fl, hc, pool, direct := find("floor"), find("httpcache"), find("httpcache-pool"), find("direct")
+	if fr := find("floor-redigo"); fr != nil && (fl == nil || fr.ReqPerSec > fl.ReqPerSec) {
+		fl = fr
+	}
+	ratio := func(r, to *result) float64 {
+		if to == nil || to.ReqPerSec <= 0 {
+			return 0
+		}
+		return r.ReqPerSec / to.ReqPerSec
+	}
 	for i := range rows {
 		r := &rows[i]
 		if r.Unavailable != "" {
 			continue
 		}
 		if !r.stampede {
-			if fl != nil && fl.ReqPerSec > 0 {
-				r.XFloor = r.ReqPerSec / fl.ReqPerSec
-			}
-			if hc != nil && hc.ReqPerSec > 0 {
-				r.XHTTPCache = r.ReqPerSec / hc.ReqPerSec
+			r.XFloor, r.XHTTPCache, r.XPool = ratio(r, fl), ratio(r, hc), ratio(r, pool)
+			if fl != nil {
+				r.FasterFloor = fl.Impl
 			}
 		}
 		if !r.stampede && fl != nil && fl.AllocsPerReq != nil && r.AllocsPerReq != nil {
@@ -148,7 +163,7 @@ func printTable(w io.Writer, m machine, rows []result) error {
 		}
 		fmt.Fprintln(tw, "|")
 	}
-	header := []string{"scenario", "impl", "G×P", "req/s", "p50", "p90", "p99", "origin", "allocs/req", "B/req", "×floor", "×httpcache", "allocs−floor", "note"}
+	header := []string{"scenario", "impl", "G×P", "req/s", "p50", "p90", "p99", "origin", "allocs/req", "B/req", "×floor", "×httpcache", "×pool", "allocs−floor", "note"}
 	line(header...)
 	sep := make([]string, len(header))
 	for i := range sep {
@@ -158,7 +173,7 @@ func printTable(w io.Writer, m machine, rows []result) error {
 	for _, r := range rows {
 		gp := fmt.Sprintf("%d×%d", r.Goroutines, r.Processes)
 		if r.Unavailable != "" {
-			line(r.Scenario, r.Impl, gp, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", r.Unavailable)
+			line(r.Scenario, r.Impl, gp, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", r.Unavailable)
 			continue
 		}
 		rps := fmt.Sprintf("%.0f", r.ReqPerSec)
@@ -168,15 +183,21 @@ func printTable(w io.Writer, m machine, rows []result) error {
 		line(r.Scenario, r.Impl, gp, rps,
 			fmtUs(r.P50us), fmtUs(r.P90us), fmtUs(r.P99us), strconv.FormatInt(r.OriginRequests, 10),
 			fmtPtr(r.AllocsPerReq, "%.1f"), fmtBytes(r.BytesPerReq),
-			fmtRatio(r.XFloor), fmtRatio(r.XHTTPCache), fmtPtr(r.AllocsAboveFloor, "%+.1f"), note(r))
+			fmtRatio(r.XFloor), fmtRatio(r.XHTTPCache), fmtRatio(r.XPool), fmtPtr(r.AllocsAboveFloor, "%+.1f"), note(r))
 	}
 	return tw.Flush()
 }
 
 func note(r result) string {
 	var parts []string
+	if r.Impl == r.FasterFloor {
+		parts = append(parts, "the faster floor")
+	}
 	if r.stampede {
 		parts = append(parts, fmt.Sprintf("%d of %d reached the origin", r.OriginRequests, r.Requests))
+	}
+	if r.fleet {
+		parts = append(parts, fmt.Sprintf("origin %.0f req/s", r.OriginPerSec))
 	}
 	if r.P99AboveDirectUs != nil {
 		parts = append(parts, "p99 "+fmtSignedUs(*r.P99AboveDirectUs)+" vs direct")

@@ -23,6 +23,10 @@ const (
 	kindStampede
 	// kindDown is kindLoad with Redis refusing connections.
 	kindDown
+	// kindFleet is a fleet of worker processes, each with its own instance
+	// of the implementation, sending requests back to back over many URLs
+	// of a slow origin, from cold: what a fleet sees of its origin.
+	kindFleet
 )
 
 // scenario is one row group of the table.
@@ -34,6 +38,7 @@ type scenario struct {
 	Procs      int           // OS processes (stampede only; 1 otherwise)
 	MissRatio  float64       // fraction of requests for URLs never seen before
 	Delay      time.Duration // origin latency
+	URLs       int           // fleet only: distinct URLs, chosen with a zipf distribution
 	impls      []string      // nil: every implementation
 }
 
@@ -45,9 +50,16 @@ type config struct {
 	zipf             bool
 	stampede, procs  int
 	stampedeDelay    time.Duration
+	fleetURLs        int
 }
 
 const kib = 1024
+
+// The fleet scenario: goroutines per process and the origin's latency.
+const (
+	fleetGoroutines = 8
+	fleetDelay      = 20 * time.Millisecond
+)
 
 func scenarios(c config) []scenario {
 	var out []scenario
@@ -58,6 +70,12 @@ func scenarios(c config) []scenario {
 	}
 	perProc := max(c.stampede/c.procs, 1)
 	down := []string{"direct", "fleetcache", "httpcache-pool"}
+	// The fleet a user recognises: four processes of a service calling an
+	// API that takes 20 ms, over 10 000 URLs of which a few are popular.
+	fleet := scenario{Name: fmt.Sprintf("fleet-%dx%d", fleetGoroutines, c.procs), kind: kindFleet, Body: 1 * kib,
+		Goroutines: fleetGoroutines, Procs: c.procs, Delay: fleetDelay, URLs: c.fleetURLs,
+		impls: []string{"direct", "httpcache-memory", "httpcache-pool", "fleetcache"}}
+	out = append([]scenario{fleet}, out...)
 	return append(out,
 		scenario{Name: "mix90-1k-c32", kind: kindLoad, Body: 1 * kib, Goroutines: 32, Procs: 1, MissRatio: 0.1},
 		scenario{Name: fmt.Sprintf("stampede-%dx1", c.stampede), kind: kindStampede, Body: 16 * kib, Goroutines: c.stampede, Procs: 1, Delay: c.stampedeDelay},
@@ -116,6 +134,10 @@ func (t *tally) observe(start time.Time, err error) {
 		}
 	}
 }
+
+// zipfS is the exponent of the zipf distributions: a few URLs take most
+// requests, and a long tail takes the rest.
+const zipfS = 1.1
 
 // picker chooses the URL of each request of one goroutine.
 type picker struct {
@@ -259,7 +281,7 @@ func (r *trial) start(ctx context.Context) error {
 			return r.origin.resourceURL(fmt.Sprintf("%s/miss/%d", r.id, misses.Add(1)), r.sc.Body, 0)
 		}}
 		if r.cfg.zipf {
-			p.z = rand.NewZipf(rnd, 1.1, 1, uint64(len(hot)-1))
+			p.z = rand.NewZipf(rnd, zipfS, 1, uint64(len(hot)-1))
 		}
 		return p
 	}

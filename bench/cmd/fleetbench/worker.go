@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,9 +25,13 @@ type workerSpec struct {
 	Impl       string
 	RedisURL   string
 	Prefix     string
-	URL        string
+	URL        string // a burst's URL; for a load, its URLs with "{i}" for 0..URLs-1
 	Body       int
 	Goroutines int
+	// A load instead of a burst: requests back to back for Duration,
+	// spread over URLs with a zipf distribution.
+	URLs     int
+	Duration time.Duration
 }
 
 // The rest of the protocol: the worker writes readyLine once its goroutines
@@ -38,12 +44,28 @@ const (
 // fleetStampede runs the stampede from r.sc.Procs worker processes, each
 // with its own instance of the implementation, released together.
 func (r *trial) fleetStampede(ctx context.Context) (*measured, error) {
-	spec := workerSpec{
+	return r.workers(ctx, workerSpec{
 		Impl: r.im.name, RedisURL: r.env.redisURL, Prefix: r.env.prefix,
 		URL:  r.origin.resourceURL(r.id+"/cold", r.sc.Body, r.sc.Delay),
 		Body: r.sc.Body, Goroutines: r.sc.Goroutines,
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	})
+}
+
+// fleetLoad runs the fleet scenario: r.sc.Procs worker processes, each with
+// its own instance of the implementation, sending requests from a cold
+// cache for four turns' worth of -d.
+func (r *trial) fleetLoad(ctx context.Context) (*measured, error) {
+	return r.workers(ctx, workerSpec{
+		Impl: r.im.name, RedisURL: r.env.redisURL, Prefix: r.env.prefix,
+		URL:  r.origin.resourceURL(r.id+"/z/{i}", r.sc.Body, r.sc.Delay),
+		Body: r.sc.Body, Goroutines: r.sc.Goroutines,
+		URLs: r.sc.URLs, Duration: r.cfg.duration * 4,
+	})
+}
+
+// workers runs spec in r.sc.Procs worker processes, released together.
+func (r *trial) workers(ctx context.Context, spec workerSpec) (*measured, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute+spec.Duration)
 	defer cancel()
 	ws := make([]*worker, r.sc.Procs)
 	defer func() {
@@ -173,9 +195,9 @@ func workerMain(stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer release()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+spec.Duration)
 	defer cancel()
-	t, err := burst(ctx, &http.Client{Transport: rt}, spec.URL, spec.Body, spec.Goroutines, func() error {
+	ready := func() error {
 		if _, err := fmt.Fprintln(stdout, readyLine); err != nil {
 			return err
 		}
@@ -187,8 +209,23 @@ func workerMain(stdin io.Reader, stdout io.Writer) error {
 			return errors.New("worker: expected " + goLine)
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	client := &http.Client{Transport: rt}
+	var t *tally
+	if spec.URLs > 0 {
+		if err := ready(); err != nil {
+			return err
+		}
+		urls := make([]string, spec.URLs)
+		for i := range urls {
+			urls[i] = strings.Replace(spec.URL, "{i}", strconv.Itoa(i), 1)
+		}
+		seed := time.Now().UnixNano()
+		t = hammer(ctx, client, spec.Goroutines, spec.Duration, func(i int) *picker {
+			rnd := rand.New(rand.NewSource(seed + int64(i)))
+			return &picker{r: rnd, hot: urls, z: rand.NewZipf(rnd, zipfS, 1, uint64(len(urls)-1))}
+		}, spec.Body)
+	} else if t, err = burst(ctx, client, spec.URL, spec.Body, spec.Goroutines, ready); err != nil {
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(t)
