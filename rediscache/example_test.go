@@ -273,3 +273,65 @@ func ExampleStore_Delete() {
 	// en false
 	// fr true
 }
+
+// The miss path of two processes of a fleet: the first claim takes the
+// URL's lease, the second finds it held and waits for the fill, which
+// stores the entry and ends the lease in one round trip.
+func ExampleStore_Claim() {
+	m := exampleRedis()
+	defer m.Close()
+	ctx := context.Background()
+	process := func() *rediscache.Store {
+		s, err := rediscache.Open(ctx, "redis://"+m.Addr(), rediscache.Options{Prefix: "orders:"})
+		if err != nil {
+			panic(err)
+		}
+		return s
+	}
+	a, b := process(), process()
+	defer a.Close()
+	defer b.Close()
+	const url = "https://api.example.com/orders/42"
+
+	_, _, lease, _ := a.Claim(ctx, url, nil, "", 5*time.Second, false)
+	fmt.Println("a fetches:", lease.Mine)
+	_, _, held, _ := b.Claim(ctx, url, nil, "", 5*time.Second, false)
+	fmt.Println("b waits for a:", held.Holder == lease.Holder)
+
+	filled := make(chan error)
+	go func() { filled <- b.Wait(ctx, held) }()
+	if _, err := a.Fill(ctx, lease, exampleResponse(url, `{"id":42}`), time.Minute, true); err != nil {
+		fmt.Println(err)
+	}
+	if err := <-filled; err != nil {
+		fmt.Println(err)
+	}
+	resp, _, _, _ := b.Claim(ctx, url, nil, "", 5*time.Second, false)
+	fmt.Println("b reads:", string(resp.Body))
+	// Output:
+	// a fetches: true
+	// b waits for a: true
+	// b reads: {"id":42}
+}
+
+// After an answer that nobody else may be served (private, no-store, a
+// server error), the holder marks the URL: for a few seconds its misses
+// neither take the lease nor wait for one.
+func ExampleStore_Release() {
+	m := exampleRedis()
+	defer m.Close()
+	ctx := context.Background()
+	s, err := rediscache.Open(ctx, "redis://"+m.Addr(), rediscache.Options{Prefix: "orders:"})
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close()
+	const url = "https://api.example.com/me"
+	_, _, lease, _ := s.Claim(ctx, url, nil, "", 5*time.Second, false)
+	if err := s.Release(ctx, lease, true); err != nil {
+		fmt.Println(err)
+	}
+	_, _, next, _ := s.Claim(ctx, url, nil, "", 5*time.Second, false)
+	fmt.Println("leased:", next.Mine, "marked:", next.Marked)
+	// Output: leased: false marked: true
+}
