@@ -102,7 +102,7 @@ func runScenario(ctx context.Context, sc scenario, cfg config, trials []*trial) 
 func quickConfig(c config) config {
 	c.duration, c.warmup, c.urls, c.rounds = 100*time.Millisecond, 20*time.Millisecond, 4, 2
 	c.stampede, c.stampedeDelay = 4*c.procs, 20*time.Millisecond
-	c.fleetURLs = 100
+	c.fleetURLs, c.fleetRate = 100, 100
 	return c
 }
 
@@ -118,7 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (retErr e
 	fs.IntVar(&cfg.stampede, "stampede", 200, "goroutines of a stampede, in all processes together")
 	fs.IntVar(&cfg.procs, "procs", 4, "processes of the fleet stampede")
 	fs.DurationVar(&cfg.stampedeDelay, "stampede-delay", 50*time.Millisecond, "origin latency in the stampede scenarios")
-	fs.IntVar(&cfg.fleetURLs, "fleet-urls", 10000, "distinct URLs of the fleet scenario (zipf), each measured for 4 × -d from a cold cache")
+	fs.IntVar(&cfg.fleetURLs, "fleet-urls", 10000, "distinct URLs of the fleet scenario (zipf), each implementation measured for 4 × -d from a cold cache")
+	fs.IntVar(&cfg.fleetRate, "fleet-rate", 400, "requests a second each process of the fleet scenario sends")
 	svgOut := fs.String("svg", "", "also write the fleet scenario's figures as an SVG chart to this file")
 	cacheControl := fs.String("cache-control", "public, max-age=3600", "Cache-Control of the origin's responses")
 	etag := fs.Bool("etag", true, "whether the origin sends an ETag (and answers If-None-Match)")
@@ -145,8 +146,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (retErr e
 	if *quick {
 		cfg = quickConfig(cfg)
 	}
-	if cfg.urls < 2 || cfg.fleetURLs < 2 || cfg.stampede < 1 || cfg.procs < 1 || cfg.rounds < 1 || cfg.duration <= 0 {
-		return errors.New("-k and -fleet-urls must be at least 2, -stampede, -procs and -rounds at least 1, -d positive")
+	if cfg.urls < 2 || cfg.fleetURLs < 2 || cfg.fleetRate < 1 || cfg.stampede < 1 || cfg.procs < 1 || cfg.rounds < 1 || cfg.duration <= 0 {
+		return errors.New("-k and -fleet-urls must be at least 2, -fleet-rate, -stampede, -procs and -rounds at least 1, -d positive")
 	}
 	filter, err := regexp.Compile(*only)
 	if err != nil {

@@ -39,6 +39,7 @@ type scenario struct {
 	MissRatio  float64       // fraction of requests for URLs never seen before
 	Delay      time.Duration // origin latency
 	URLs       int           // fleet only: distinct URLs, chosen with a zipf distribution
+	Rate       int           // fleet only: requests a second per process
 	impls      []string      // nil: every implementation
 }
 
@@ -51,15 +52,13 @@ type config struct {
 	stampede, procs  int
 	stampedeDelay    time.Duration
 	fleetURLs        int
+	fleetRate        int
 }
 
 const kib = 1024
 
-// The fleet scenario: goroutines per process and the origin's latency.
-const (
-	fleetGoroutines = 8
-	fleetDelay      = 20 * time.Millisecond
-)
+// fleetDelay is the origin's latency in the fleet scenario.
+const fleetDelay = 20 * time.Millisecond
 
 func scenarios(c config) []scenario {
 	var out []scenario
@@ -70,10 +69,11 @@ func scenarios(c config) []scenario {
 	}
 	perProc := max(c.stampede/c.procs, 1)
 	down := []string{"direct", "fleetcache", "httpcache-pool"}
-	// The fleet a user recognises: four processes of a service calling an
-	// API that takes 20 ms, over 10 000 URLs of which a few are popular.
-	fleet := scenario{Name: fmt.Sprintf("fleet-%dx%d", fleetGoroutines, c.procs), kind: kindFleet, Body: 1 * kib,
-		Goroutines: fleetGoroutines, Procs: c.procs, Delay: fleetDelay, URLs: c.fleetURLs,
+	// The fleet a user recognises: four processes of a service, each called
+	// 400 times a second, calling an API that takes 20 ms, over 10 000 URLs
+	// of which a few are popular.
+	fleet := scenario{Name: fmt.Sprintf("fleet-%dx%d", c.fleetRate, c.procs), kind: kindFleet, Body: 1 * kib,
+		Procs: c.procs, Delay: fleetDelay, URLs: c.fleetURLs, Rate: c.fleetRate,
 		impls: []string{"direct", "httpcache-memory", "httpcache-pool", "fleetcache"}}
 	out = append([]scenario{fleet}, out...)
 	return append(out,
@@ -182,6 +182,35 @@ func hammer(ctx context.Context, c *http.Client, goroutines int, d time.Duration
 	for i := range tallies {
 		sum.add(&tallies[i])
 	}
+	return &sum
+}
+
+// pace sends rate requests a second for d, each on its own goroutine at its
+// scheduled time, so that a slow request delays no other: the load a
+// service's own callers put on it.
+func pace(ctx context.Context, c *http.Client, rate int, d time.Duration, p *picker, size int) *tally {
+	var (
+		mu  sync.Mutex
+		sum tally
+		wg  sync.WaitGroup
+	)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	deadline := time.Now().Add(d)
+	for now := range tick.C {
+		if now.After(deadline) || ctx.Err() != nil {
+			break
+		}
+		url := p.next()
+		wg.Go(func() {
+			var t tally
+			t.observe(now, fetch(ctx, c, url, size))
+			mu.Lock()
+			sum.add(&t)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
 	return &sum
 }
 

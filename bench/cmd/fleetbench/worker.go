@@ -28,9 +28,12 @@ type workerSpec struct {
 	URL        string // a burst's URL; for a load, its URLs with "{i}" for 0..URLs-1
 	Body       int
 	Goroutines int
-	// A load instead of a burst: requests back to back for Duration,
-	// spread over URLs with a zipf distribution.
+	// A load instead of a burst: Rate requests a second for Duration,
+	// each sent on schedule whatever the others are waiting for (as a
+	// service's own callers arrive), spread over URLs with a zipf
+	// distribution.
 	URLs     int
+	Rate     int
 	Duration time.Duration
 }
 
@@ -52,14 +55,14 @@ func (r *trial) fleetStampede(ctx context.Context) (*measured, error) {
 }
 
 // fleetLoad runs the fleet scenario: r.sc.Procs worker processes, each with
-// its own instance of the implementation, sending requests from a cold
-// cache for four turns' worth of -d.
+// its own instance of the implementation, sending r.sc.Rate requests a
+// second from a cold cache for four turns' worth of -d.
 func (r *trial) fleetLoad(ctx context.Context) (*measured, error) {
 	return r.workers(ctx, workerSpec{
 		Impl: r.im.name, RedisURL: r.env.redisURL, Prefix: r.env.prefix,
 		URL:  r.origin.resourceURL(r.id+"/z/{i}", r.sc.Body, r.sc.Delay),
-		Body: r.sc.Body, Goroutines: r.sc.Goroutines,
-		URLs: r.sc.URLs, Duration: r.cfg.duration * 4,
+		Body: r.sc.Body,
+		URLs: r.sc.URLs, Rate: r.sc.Rate, Duration: r.cfg.duration * 4,
 	})
 }
 
@@ -220,11 +223,9 @@ func workerMain(stdin io.Reader, stdout io.Writer) error {
 		for i := range urls {
 			urls[i] = strings.Replace(spec.URL, "{i}", strconv.Itoa(i), 1)
 		}
-		seed := time.Now().UnixNano()
-		t = hammer(ctx, client, spec.Goroutines, spec.Duration, func(i int) *picker {
-			rnd := rand.New(rand.NewSource(seed + int64(i)))
-			return &picker{r: rnd, hot: urls, z: rand.NewZipf(rnd, zipfS, 1, uint64(len(urls)-1))}
-		}, spec.Body)
+		rnd := rand.New(rand.NewSource(time.Now().UnixNano()))
+		p := &picker{r: rnd, hot: urls, z: rand.NewZipf(rnd, zipfS, 1, uint64(len(urls)-1))}
+		t = pace(ctx, client, spec.Rate, spec.Duration, p, spec.Body)
 	} else if t, err = burst(ctx, client, spec.URL, spec.Body, spec.Goroutines, ready); err != nil {
 		return err
 	}
