@@ -639,8 +639,10 @@ func (m *miss) unshareable(resp *http.Response, base *policy.Response, why polic
 // peer marked it already. Peers waiting for a stored entry have been woken
 // by the fill; a release wakes the others, which then read again and find
 // the lease free. A release is attempted even while the breaker is open,
-// bounded by the store timeout: a lease left to expire would hold every
-// peer for LeaseTimeout.
+// bounded by the store timeout; one that fails is tried once more in the
+// background, for at most the lease time: a lease left to expire would hold
+// every peer for LeaseTimeout, which a Redis that stalled for a moment must
+// not cost them.
 func (m *miss) endLease(mark bool) {
 	t, l := m.t, m.lease
 	m.lease.Mine = false
@@ -654,9 +656,19 @@ func (m *miss) endLease(mark bool) {
 		_ = t.storeCall(ctx, func(ctx context.Context) error { return t.fleet.Release(ctx, l, true) })
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.storeTimeout)
-	defer cancel()
-	_ = t.fleet.Release(ctx, l, mark)
+	rctx, cancel := context.WithTimeout(ctx, t.storeTimeout)
+	err := t.fleet.Release(rctx, l, mark)
+	cancel()
+	if err == nil {
+		return
+	}
+	t.fetches.add()
+	go func() {
+		defer t.fetches.done()
+		ctx, cancel := context.WithTimeout(ctx, t.leaseTimeout)
+		defer cancel()
+		_ = t.fleet.Release(ctx, l, mark)
+	}()
 }
 
 // combine reads the origin's answer to a completion request and joins it
