@@ -127,6 +127,7 @@ func (s *Store) Claim(ctx context.Context, url string, vary []string, variant st
 		r.member(), ms, ms+explicitScore, strings.Join(vary, ","), token, ttl.Milliseconds(), mode,
 	).Slice()
 	if err != nil {
+		s.abandon(sh, uh, token, ttl)
 		return nil, nil, lease, fmt.Errorf("rediscache: claim: %w", redisfail.Classify(err))
 	}
 	if len(reply) != 1 && len(reply) != 5 {
@@ -153,6 +154,21 @@ func (s *Store) Claim(ctx context.Context, url string, vary []string, variant st
 	marked, _ := reply[4].(int64)
 	lease.Holder, lease.Mine, lease.Marked = holder, holder == token, marked == 1
 	return resp, splitNames(names, known == 1), lease, nil
+}
+
+// abandon ends, in the background and within ttl, a lease that a claim
+// whose answer was lost (a timeout, a broken connection) may have taken:
+// nobody knows it holds it, and it would hold every peer for its whole TTL.
+// Only a lease that still holds token goes.
+func (s *Store) abandon(sh *shard, urlHash, token string, ttl time.Duration) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := context.WithTimeout(s.life, ttl)
+		defer cancel()
+		_ = releaseScript.Run(ctx, s.client, []string{sh.lock + urlHash, sh.hfm + urlHash},
+			token, "", 0, s.publish.Load(), sh.fill+urlHash).Err()
+	}()
 }
 
 // splitNames turns the names the v: key records back into a list: nil when

@@ -49,6 +49,42 @@ func TestFleet_FillAndReleaseAreAnnounced(t *testing.T) {
 	})
 }
 
+// A claim whose answer is lost (a timeout) may have taken the lease without
+// its caller knowing: the store ends it by its token, and wakes the peers
+// that found it held, rather than let it hold them for its TTL.
+func TestFleet_LeaseOfALostClaimIsEnded(t *testing.T) {
+	redistest.Run(t, redistest.WithCluster, func(t *testing.T, r *redistest.Redis) {
+		ctx := context.Background()
+		opts := Options{Prefix: "lost:"}
+		lost, peer := newFixture(t, r, opts), newFixture(t, r, opts)
+		hourPoll(peer)
+		const u = "https://example.com/lost"
+		_, _, l, err := lost.s.Claim(ctx, u, nil, "", time.Minute, false)
+		if err != nil || !l.Mine {
+			t.Fatalf("Claim = %+v, %v", l, err)
+		}
+		_, _, held, err := peer.s.Claim(ctx, u, nil, "", time.Minute, false)
+		if err != nil || held.Holder != l.Holder {
+			t.Fatalf("peer's Claim = %+v, %v", held, err)
+		}
+		woke := make(chan error, 1)
+		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		go func() { woke <- peer.s.Wait(wait, held) }()
+		eventually(t, "the peer subscribed", func() bool { return r.Subscribers(t, peer.s.FillChannel(u)) == 1 })
+
+		// As Claim does when its call fails: the answer with the token is lost.
+		sh, uh := shardOf(*lost.s.shards.Load(), u)
+		lost.s.abandon(sh, string(hashHex(nil, uh)), l.Holder, time.Minute)
+		if err := <-woke; err != nil {
+			t.Fatalf("Wait = %v", err)
+		}
+		if _, _, next, err := peer.s.Claim(ctx, u, nil, "", time.Minute, false); err != nil || !next.Mine {
+			t.Fatalf("claim after the lost one = %+v, %v; want the lease free", next, err)
+		}
+	})
+}
+
 func TestFleet_AnnouncementsResumeAfterRedisRestarts(t *testing.T) {
 	ctx := context.Background()
 	r := redistest.RealServer.Start(t)
