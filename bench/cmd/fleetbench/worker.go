@@ -214,6 +214,12 @@ func workerMain(stdin io.Reader, stdout io.Writer) error {
 		return nil
 	}
 	client := &http.Client{Transport: rt}
+	// One request to a URL of its own first, so that the process's
+	// connections are open, as a running fleet's are: the burst then
+	// measures collapsing, not dialling Redis and the origin at once.
+	if err := fetch(ctx, client, strings.Replace(spec.URL, "?", "-warm?", 1), spec.Body); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
 	var t *tally
 	if spec.URLs > 0 {
 		if err := ready(); err != nil {
