@@ -20,6 +20,7 @@ type result struct {
 	Goroutines     int     `json:"goroutines_per_process"`
 	Processes      int     `json:"processes"`
 	URLs           int     `json:"urls,omitempty"`
+	Rate           int     `json:"rate_per_process,omitempty"`
 	Seconds        float64 `json:"seconds"`
 	Requests       int64   `json:"requests"`
 	Errors         int64   `json:"errors"`
@@ -49,7 +50,7 @@ type result struct {
 
 func newResult(sc scenario, im impl, m *measured) result {
 	res := result{
-		Scenario: sc.Name, Impl: im.name, Body: sc.Body, Goroutines: sc.Goroutines, Processes: sc.Procs, URLs: sc.URLs,
+		Scenario: sc.Name, Impl: im.name, Body: sc.Body, Goroutines: sc.Goroutines, Processes: sc.Procs, URLs: sc.URLs, Rate: sc.Rate,
 		Seconds: m.elapsed.Seconds(), Requests: m.Requests, Errors: m.Errors, FirstError: m.FirstErr,
 		P50us: us(m.Hist.quantile(0.50)), P90us: us(m.Hist.quantile(0.90)), P99us: us(m.Hist.quantile(0.99)),
 		OriginRequests: m.origin,
@@ -172,6 +173,9 @@ func printTable(w io.Writer, m machine, rows []result) error {
 	line(sep...)
 	for _, r := range rows {
 		gp := fmt.Sprintf("%d×%d", r.Goroutines, r.Processes)
+		if r.fleet {
+			gp = fmt.Sprintf("%d/s×%d", r.Rate, r.Processes)
+		}
 		if r.Unavailable != "" {
 			line(r.Scenario, r.Impl, gp, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", r.Unavailable)
 			continue

@@ -35,8 +35,8 @@ func writeFleetSVG(path string, m machine, rows []result) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	r0 := fleet[0]
-	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">%s: %d processes × %.0f requests/s, %d URLs (zipf), origin latency %s, from cold</text>`+"\n",
-		html.EscapeString(r0.Scenario), r0.Processes, r0.ReqPerSec/float64(r0.Processes), r0.URLs, fleetDelay)
+	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">%s: %d processes × %d requests/s, %d URLs (zipf), origin latency %s, from cold</text>`+"\n",
+		html.EscapeString(r0.Scenario), r0.Processes, r0.Rate, r0.URLs, fleetDelay)
 	fmt.Fprintf(&b, `<text x="10" y="38" fill="#555">%s; %s, redis-server %s</text>`+"\n",
 		html.EscapeString(m.CPUModel), html.EscapeString(m.GoVersion), html.EscapeString(m.RedisVersion))
 	left, right := labelW, labelW+panelW+30
