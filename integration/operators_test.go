@@ -172,7 +172,7 @@ func TestOperators_ACLUsers(t *testing.T) {
 		rules       []string
 		fillNotices bool
 	}{
-		{"documented ACL", []string{"~acl1:*", "&acl1:*", "+@read", "+@write", "+@scripting", "+@pubsub", "+ping", "+info"}, true},
+		{"documented ACL", []string{"~acl1:*", "&acl1:*", "+@read", "+@write", "+@scripting", "+@transaction", "+@pubsub", "+ping", "+info"}, true},
 		{"keys but no channels", []string{"~acl2:*", "resetchannels", "+@all"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

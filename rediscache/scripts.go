@@ -32,11 +32,13 @@ import (
 //
 //   - It checks the types of the keys it will write before its first write,
 //     so that a foreign key fails the call without changing anything.
-//   - A script that may grow memory writes first with a command Redis refuses
-//     when it is out of memory (SET): Redis checks memory only until a
-//     script's first write, so the whole script is refused, not its tail.
-//     Scripts that only delete start with deleting commands, which Redis
-//     allows when it is out of memory, so purges keep freeing memory.
+//   - A write that may grow memory is refused whole when Redis is out of
+//     memory: Put runs its SET and script in one MULTI, which Redis discards
+//     whole when a command is refused as it is queued (Redis checks memory
+//     in a script only until its first write, so a script on its own could
+//     have been refused half way). Scripts that only delete start with
+//     deleting commands, which Redis allows when it is out of memory, so
+//     purges keep freeing memory.
 //   - Numbers go to Redis through num, which writes integers as integers:
 //     Lua's own formatting gives "-0" for a negated zero and "1e+15" for large
 //     values, and Redis refuses both where it wants an integer.
@@ -147,28 +149,36 @@ const sweepBatch = 8
 // Redis for long; a shard over a lowered limit is brought down by the trim.
 const putEvictions = 100
 
-// putScript stores one entry, indexes it, records its URL's Vary names,
-// keeps the URL within its variant limit, sweeps a few index members for
-// expired entries (repairing what an evicting Redis left of the index) and
-// evicts while the shard is over its limits; it then ends the URL's lease
-// when it still holds the writer's token, and announces the fill.
+// putScript indexes the entry the same transaction has just SET (Put sends
+// MULTI, SET, EVALSHA, EXEC: the value reaches Redis as a plain command's
+// argument, since a script's arguments are copied into Lua and out again,
+// which held Redis for 100 ms and more for a value of 8 MiB; and Redis
+// refuses the whole transaction when it is out of memory, before anything
+// runs). It records the URL's Vary names, keeps the URL within its variant
+// limit, sweeps a few index members for expired entries (repairing what an
+// evicting Redis left of the index) and evicts while the shard is over its
+// limits; it then ends the URL's lease when it still holds the writer's
+// token, and announces the fill. A key of the wrong type fails it before
+// it writes anything but the removal of the entry it was to index.
 //
 //	KEYS: entry, vary (v:), lru, ix, st, lease
-//	ARGV: member, value, ttl ms, score, max entries, max bytes, Vary names
-//	      (comma separated), entry key prefix, v: key prefix, publish command
-//	      ("" = none), fill channel, max variants per URL, lease token ("" =
-//	      not the holder)
+//	ARGV: member, size of the value, ttl ms, score, max entries, max bytes,
+//	      Vary names (comma separated), entry key prefix, v: key prefix,
+//	      publish command ("" = none), fill channel, max variants per URL,
+//	      lease token ("" = not the holder)
 //
 // It returns 1 when the entry is kept, 0 when the write's own eviction
 // removed it.
 var putScript = redis.NewScript(luaLib + `
 local entry, vary, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local member, value, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local member, size, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local maxn, maxb, eprefix, vprefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[8], ARGV[9]
 local err = wrongType({vary, 'hash', lru, 'zset', ix, 'zset', st, 'hash', KEYS[6], 'string'})
-if err then return err end
+if err then
+	redis.call('UNLINK', entry)
+	return err
+end
 
-redis.call('SET', entry, value, 'PX', ttl)
 local bytes = total(ix, st)
 -- Redis dropped ix (an evicting maxmemory-policy) when it holds fewer
 -- records than lru holds members: the byte total still counts what it
@@ -188,9 +198,9 @@ else
 		bytes = 0 -- nothing indexed (lru and ix both dropped): nothing is counted
 	end
 end
-bytes = bytes - drop(lru, ix, member) + #value
+bytes = bytes - drop(lru, ix, member) + size
 redis.call('ZADD', lru, ARGV[4], member)
-redis.call('ZADD', ix, 0, member .. ':' .. #value)
+redis.call('ZADD', ix, 0, member .. ':' .. size)
 
 -- The v: key exists only for URLs that vary (or once did): it holds the
 -- Vary names for a caller that guessed the variant wrong.

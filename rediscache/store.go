@@ -770,11 +770,26 @@ func (s *Store) put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 		names = strings.Join(resp.Vary, ",")
 	}
 	sh, uh := r.sh, r.member()[:16]
-	n, err := putScript.Run(ctx, s.client,
-		[]string{r.entry, r.vary(), sh.lru, sh.ix, sh.st, sh.lock + uh},
-		r.member(), val, ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
-		names, sh.entry, sh.vary, s.publish.Load(), sh.fill+uh, s.opts.MaxVariants, token,
-	).Int64()
+	keys := []string{r.entry, r.vary(), sh.lru, sh.ix, sh.st, sh.lock + uh}
+	args := []any{r.member(), len(val), ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
+		names, sh.entry, sh.vary, s.publish.Load(), sh.fill + uh, s.opts.MaxVariants, token}
+	// The value goes by a plain SET, and the script that indexes it runs
+	// in the same transaction (putScript says why). A Redis that lost its
+	// scripts (a restart) answers NOSCRIPT to the first attempt: the
+	// second sends the script itself.
+	var n int64
+	for _, eval := range []func(ctx context.Context, c redis.Scripter, keys []string, args ...any) *redis.Cmd{putScript.EvalSha, putScript.Eval} {
+		var index *redis.Cmd
+		_, err = s.client.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+			tx.Set(ctx, r.entry, val, ttl)
+			index = eval(ctx, tx, keys, args...)
+			return nil
+		})
+		if !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			n, _ = index.Int64()
+			break
+		}
+	}
 	if err != nil {
 		return false, fmt.Errorf("rediscache: put: %w", redisfail.Classify(err))
 	}
