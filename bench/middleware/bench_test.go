@@ -1,5 +1,6 @@
 // Package middleware_test measures package middleware: a handler behind it
-// against the bare handler, on a redis-server of its own. The figures are in
+// against the bare handler and against victorspringer/http-cache's
+// middleware with its Redis adapter, on a redis-server of their own. The figures are in
 // docs/benchmarks.md (Middleware); run them with
 //
 //	cd bench && go test -run='^$' -bench=. -benchmem ./middleware/
@@ -14,6 +15,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	httpcache "github.com/victorspringer/http-cache"
+	hcredis "github.com/victorspringer/http-cache/adapter/redis"
 
 	"github.com/fleetcache/fleetcache/internal/redistest"
 	"github.com/fleetcache/fleetcache/middleware"
@@ -46,8 +51,9 @@ var (
 	work = make([]byte, 2<<20)
 )
 
-// redisURL is the redis-server the benchmarks share, started by TestMain.
-var redisURL string
+// redisURL and redisAddr name the redis-server the benchmarks share,
+// started by TestMain.
+var redisURL, redisAddr string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "middleware-bench")
@@ -61,7 +67,8 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(0)
 	}
-	redisURL = "redis://" + srv.Addr()
+	redisAddr = srv.Addr()
+	redisURL = "redis://" + redisAddr
 	code := m.Run()
 	srv.Kill()
 	os.RemoveAll(dir)
@@ -87,6 +94,23 @@ func cached(tb testing.TB, prefix string, h http.Handler) http.Handler {
 	return c
 }
 
+// victor returns h behind victorspringer/http-cache's middleware, the
+// classic server-side cache, with its Redis adapter on the same server
+// (a ring of one) and a TTL as long as the handler's max-age, warmed
+// with one request.
+func victor(tb testing.TB, h http.Handler) http.Handler {
+	c, err := httpcache.NewClient(
+		httpcache.ClientWithAdapter(hcredis.NewAdapter(&hcredis.RingOptions{Addrs: map[string]string{"one": redisAddr}})),
+		httpcache.ClientWithTTL(10*time.Minute),
+	)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v := c.Middleware(h)
+	serve(v)
+	return v
+}
+
 func serve(h http.Handler) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://svc.test/items?page=1", nil))
@@ -105,6 +129,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		}{
 			{"bare", hc.h},
 			{"fleetcache", cached(b, fmt.Sprintf("bench%d:", i), hc.h)},
+			{"victorspringer-redis", victor(b, hc.h)},
 		}
 		for _, impl := range impls {
 			b.Run(hc.name+"/"+impl.name, func(b *testing.B) {
