@@ -11,6 +11,7 @@ import (
 	"github.com/fleetcache/fleetcache/internal/redisfail"
 	"github.com/fleetcache/fleetcache/internal/redistest"
 	"github.com/fleetcache/fleetcache/policy"
+	"github.com/redis/go-redis/v9"
 )
 
 // Every script, on every state a shard can be in where there is nothing to
@@ -163,6 +164,51 @@ func (f *fixture) checkIndexLive(t *testing.T) {
 		sh, rest, ok := f.splitKey(k, func(sh *shard) string { return sh.entry })
 		if ok && f.c.ZScore(ctx, sh.lru, rest).Err() != nil {
 			t.Errorf("entry %s is not indexed", k)
+		}
+	}
+	checkTags(t, f.c, f.r, *f.s.shards.Load())
+}
+
+// checkTags asserts that the tag index never outgrows the entries: every
+// tg record is an indexed member's, every member of a tag set has that tag
+// in its tg record and the record's every tag lists it, and a tag set lives
+// at least as long as its members' entries.
+func checkTags(t *testing.T, c redis.UniversalClient, r *redistest.Redis, shards []shard) {
+	t.Helper()
+	ctx := context.Background()
+	for _, sh := range shards {
+		for m, hs := range c.HGetAll(ctx, sh.tg).Val() {
+			if c.ZScore(ctx, sh.lru, m).Err() != nil {
+				t.Errorf("%s: tag record of %s, which is not indexed", sh.tg, m)
+			}
+			// A set expires with its last member's entry, which the
+			// sweep forgets later.
+			for i := 0; i+16 <= len(hs) && c.Exists(ctx, sh.entry+m).Val() == 1; i += 16 {
+				if !c.SIsMember(ctx, sh.tag+hs[i:i+16], m).Val() {
+					t.Errorf("%s: %s is not in its tag set %s", sh.tg, m, hs[i:i+16])
+				}
+			}
+		}
+	}
+	for _, k := range r.Keys(t) {
+		for i := range shards {
+			sh := &shards[i]
+			h, ok := strings.CutPrefix(k, sh.tag)
+			if !ok {
+				continue
+			}
+			ttl := r.TTL(t, k)
+			if ttl <= 0 {
+				t.Errorf("tag set %s has no TTL", k)
+			}
+			for _, m := range c.SMembers(ctx, k).Val() {
+				if !strings.Contains(c.HGet(ctx, sh.tg, m).Val(), h) {
+					t.Errorf("tag set %s holds %s, whose record lacks it", k, m)
+				}
+				if et := r.TTL(t, sh.entry+m); et > ttl+time.Second {
+					t.Errorf("tag set %s expires in %v, before its member %s (%v)", k, ttl, m, et)
+				}
+			}
 		}
 	}
 }
