@@ -212,7 +212,7 @@ type model struct {
 type modelEntry struct {
 	url, variant, body string
 	tags               []string
-	soft               bool // a soft purge marked it stale
+	soft               bool      // a soft purge marked it stale
 	expires            time.Time // model time
 	wall               time.Time // wall time of the write: a real server's clock runs too
 }
