@@ -500,22 +500,35 @@ func (t *Transport) purgeGroups(ctx context.Context, groups []string) error {
 // store did not purge (it was failing, or the breaker is open), or rawURL
 // is not an absolute http(s) URL, or the transport is closed (ErrClosed).
 func (t *Transport) Purge(ctx context.Context, rawURL string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	key, err := t.Key(rawURL)
 	if err != nil {
 		return fmt.Errorf("fleetcache: purge: %w", err)
 	}
-	rq := t.policy.ParseRequest(req)
-	switch {
-	case rq.Bypass == policy.ReasonURL:
-		return fmt.Errorf("fleetcache: purge %q: not an absolute URL", rawURL)
-	case t.closed.Load():
+	if t.closed.Load() {
 		return ErrClosed
 	}
-	t.vary.forget(rq.URL)
-	if err := t.storeCall(ctx, func(ctx context.Context) error { return t.store.Purge(ctx, rq.URL) }); err != nil {
-		return fmt.Errorf("fleetcache: purge %s: %w", rq.URL, err)
+	t.vary.forget(key)
+	if err := t.storeCall(ctx, func(ctx context.Context) error { return t.store.Purge(ctx, key) }); err != nil {
+		return fmt.Errorf("fleetcache: purge %s: %w", key, err)
 	}
 	return nil
+}
+
+// Key returns the URL the store keeps what a GET of rawURL finds under:
+// rawURL normalised (policy.NormalizeURL) and keyed as the transport's
+// Rules say. It is for calling the store directly, as a purge with more
+// options than Purge's does; an error means rawURL is not an absolute
+// http(s) URL.
+func (t *Transport) Key(rawURL string) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+	if err != nil {
+		return "", err
+	}
+	rq := t.policy.ParseRequest(req)
+	if rq.Bypass == policy.ReasonURL {
+		return "", fmt.Errorf("%q is not an absolute URL", rawURL)
+	}
+	return rq.URL, nil
 }
 
 // refresh answers a request made WithRefresh: what is stored is not used,
