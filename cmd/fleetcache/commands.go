@@ -316,6 +316,8 @@ type variantJSON struct {
 	FreshFor   float64           `json:"freshness_left_seconds"`
 	TTLSeconds float64           `json:"ttl_seconds"`
 	Size       int64             `json:"size"`
+	Tags       []string          `json:"tags,omitempty"`
+	SoftPurged *time.Time        `json:"soft_purged_at,omitempty"`
 	Header     http.Header       `json:"header,omitempty"`
 	Error      string            `json:"error,omitempty"`
 }
@@ -339,7 +341,10 @@ func (c *cli) inspect(ctx context.Context, store *rediscache.Store, target strin
 		age, fresh := p.Freshness(r, now)
 		received := r.ResponseTime.UTC()
 		v.Status, v.StoredAt, v.AgeSeconds, v.FreshFor = r.Status, &received, age.Seconds(), fresh.Seconds()
-		v.Header = r.Header
+		v.Header, v.Tags = r.Header, r.Tags
+		if !r.Purged.IsZero() {
+			v.SoftPurged = &r.Purged
+		}
 		if len(r.Vary) > 0 {
 			v.Vary = make(map[string]string, len(r.Vary))
 			for j, name := range r.Vary {
@@ -378,6 +383,12 @@ func (c *cli) inspect(ctx context.Context, store *rediscache.Store, target strin
 		}
 		fmt.Fprintf(w, "  ttl\t%s in Redis\n", seconds(v.TTLSeconds))
 		fmt.Fprintf(w, "  size\t%d bytes\n", v.Size)
+		if len(v.Tags) > 0 {
+			fmt.Fprintf(w, "  tags\t%s\n", strings.Join(v.Tags, ", "))
+		}
+		if v.SoftPurged != nil {
+			fmt.Fprintf(w, "  purged\tsoft, at %s\n", v.SoftPurged.Format(time.RFC3339))
+		}
 		w.Flush()
 		if v.Error == "" {
 			fmt.Fprintln(c.stdout, "  header:")

@@ -284,6 +284,10 @@ func TestCommands_Purge(t *testing.T) {
 		if got, _, _ := store.Get(ctx, "http://shop.test/listing", ""); got == nil || got.Purged.IsZero() {
 			t.Errorf("after a soft purge: %+v", got)
 		}
+		code, out, _ = admin(t, r.URL, "", "inspect", "http://shop.test/listing")
+		if code != exitOK || !strings.Contains(out, "tags    product-42, listing") || !strings.Contains(out, "purged  soft, at ") {
+			t.Errorf("inspect after a soft purge: exit %d\n%s", code, out)
+		}
 		code, out, _ = admin(t, r.URL, "", "purge", "-tag", "product-42")
 		if code != exitOK || !strings.Contains(out, "2 entries removed") {
 			t.Errorf("purge -tag: exit %d, %q", code, out)
