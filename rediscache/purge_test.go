@@ -295,3 +295,73 @@ func TestPurgeTag_ForeignKeyFailsLoudlyChangingNothing(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkPut_Tags is a write with no tags and with eight, on a
+// redis-server: what indexing the tags costs.
+//
+//	go test -run='^$' -bench=BenchmarkPut_Tags ./rediscache/
+func BenchmarkPut_Tags(b *testing.B) {
+	r := redistest.RealServer.Start(b)
+	for _, n := range []int{0, 8} {
+		b.Run(fmt.Sprint(n, "-tags"), func(b *testing.B) {
+			s, err := New(r.Client, Options{Prefix: fmt.Sprintf("b%d:", n)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var tags []string
+			for i := range n {
+				tags = append(tags, fmt.Sprint("tag-", i))
+			}
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := s.Put(ctx, tagged(fmt.Sprintf("http://example.com/%d", i%1000), "body", tags...), time.Hour, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPurgeTag removes a tag of 10,000 entries over 16 shards on a
+// redis-server, and reports the longest single script Redis ran meanwhile
+// (SLOWLOG): the work per script is bounded, so that Redis keeps serving.
+//
+//	go test -run='^$' -bench=BenchmarkPurgeTag -benchtime=3x ./rediscache/
+func BenchmarkPurgeTag(b *testing.B) {
+	r := redistest.RealServer.Start(b)
+	ctx := context.Background()
+	s, err := New(r.Client, Options{Prefix: "pt:"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const n = 10_000
+	var longest time.Duration
+	for range b.N {
+		b.StopTimer()
+		for i := range n {
+			if _, err := s.Put(ctx, tagged(fmt.Sprintf("http://example.com/%d", i), "body", "all"), time.Hour, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+		r.Client.ConfigSet(ctx, "slowlog-log-slower-than", "0")
+		r.Client.SlowLogReset(ctx)
+		b.StartTimer()
+		got, err := s.PurgeTag(ctx, "all")
+		b.StopTimer()
+		if err != nil || got != n {
+			b.Fatalf("PurgeTag = %d, %v", got, err)
+		}
+		logs, _ := r.Client.SlowLogGet(ctx, -1).Result()
+		for _, l := range logs {
+			if len(l.Args) > 0 && strings.EqualFold(l.Args[0], "evalsha") {
+				longest = max(longest, l.Duration)
+			}
+		}
+		r.Client.ConfigSet(ctx, "slowlog-log-slower-than", "10000")
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(longest.Microseconds()), "max-script-µs")
+}
