@@ -362,7 +362,9 @@ func (m *model) randomOp(i int) op {
 				m.t.Errorf("step %d: Get(%s, %q) = %.40q, the model holds nothing", m.steps, u, variant, got.Body)
 			case string(got.Body) != want.body:
 				m.t.Errorf("step %d: Get(%s, %q) = %.40q, want the latest %.40q", m.steps, u, variant, got.Body, want.body)
-			case want.soft == got.Purged.IsZero():
+			case want.soft == got.Purged.IsZero() && !(m.evicting && want.soft):
+				// An evicting Redis may have dropped the ix records a soft
+				// purge finds variants by: the entry stays as it was.
 				m.t.Errorf("step %d: Get(%s, %q) purged at %v, the model says soft-purged %v", m.steps, u, variant, got.Purged, want.soft)
 			default:
 				m.hits++
@@ -434,9 +436,9 @@ func (m *model) purgeTag() {
 		n, err = m.store().PurgeTag(context.Background(), tag)
 	}
 	m.check(err, "PurgeTag")
-	// Entries expired unswept are still in the sets: a hard purge counts
-	// them, a soft one removes them uncounted.
-	if n < want || (soft && n != want) {
+	// Entries expired unswept are still in the sets: a purge removes them
+	// uncounted.
+	if n != want {
 		m.t.Fatalf("step %d: PurgeTag(%q, soft %v) = %d, the model holds %d with the tag", m.steps, tag, soft, n, want)
 	}
 }

@@ -410,8 +410,8 @@ return 1
 const purgeBatch = 100
 
 // purgeScript deletes up to purgeBatch variants of one URL, found in ix, and
-// returns how many it still has and how many it deleted; Purge calls it
-// until none.
+// returns how many it still has and how many of those it deleted were there
+// (not expired unswept); Purge calls it until none.
 //
 //	KEYS: lru, ix, st
 //	ARGV: url hash, entry key prefix, v: key prefix
@@ -423,8 +423,9 @@ local url, eprefix, vprefix = ARGV[1], ARGV[2], ARGV[3]
 local lo, hi = within(url)
 local bytes, removed = 0, 0
 for _, r in ipairs(redis.call('ZRANGEBYLEX', ix, lo, hi, 'LIMIT', 0, ` + strconv.Itoa(purgeBatch) + `)) do
-	bytes = bytes + forget(lru, ix, eprefix, vprefix, string.sub(r, 1, 33))
-	removed = removed + 1
+	local m = string.sub(r, 1, 33)
+	removed = removed + redis.call('EXISTS', eprefix .. m)
+	bytes = bytes + forget(lru, ix, eprefix, vprefix, m)
 end
 -- When Redis dropped ix records (an evicting maxmemory-policy), the URL's
 -- variants are looked for in lru too, which costs a scan of the shard's
@@ -435,8 +436,8 @@ if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 		local scan = redis.call('ZSCAN', lru, cursor, 'MATCH', url .. ':*', 'COUNT', 1000)
 		cursor = scan[1]
 		for i = 1, #scan[2], 2 do
+			removed = removed + redis.call('EXISTS', eprefix .. scan[2][i])
 			bytes = bytes + forget(lru, ix, eprefix, vprefix, scan[2][i])
-			removed = removed + 1
 		end
 	until cursor == '0'
 end
@@ -474,7 +475,8 @@ return {cursor, marked, removed}
 
 // purgeTagScript deletes up to purgeBatch members of a shard's tag sets
 // (every entry with one of the tags), and returns how many members the
-// sets still hold and how many it deleted; PurgeTag calls it until none.
+// sets still hold and how many of the entries it deleted were there (not
+// expired unswept); PurgeTag calls it until none.
 //
 //	KEYS: lru, ix, st, tg, the tags' sets (t: keys)
 //	ARGV: entry key prefix, v: key prefix
@@ -491,10 +493,11 @@ local budget, bytes, removed = ` + strconv.Itoa(purgeBatch) + `, 0, 0
 for i = 5, #KEYS do
 	if budget == 0 then break end
 	for _, m in ipairs(redis.call('SRANDMEMBER', KEYS[i], budget)) do
+		if redis.call('EXISTS', ARGV[1] .. m) == 1 then removed = removed + 1 end
 		bytes = bytes + forget(lru, ix, ARGV[1], ARGV[2], m)
 		-- Gone from the set even when Redis lost its tg record.
 		redis.call('SREM', KEYS[i], m)
-		removed, budget = removed + 1, budget - 1
+		budget = budget - 1
 	end
 end
 add(st, 'bytes', -bytes)
