@@ -18,8 +18,6 @@ import (
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
 
-var _ roundtrip.TagStore = (*rediscache.Store)(nil)
-
 // process is one OS process of a fleet, as far as the cache goes: a store
 // over a client of its own, and a transport over it.
 func process(t *testing.T, r *redistest.Redis, opts roundtrip.Options) (*http.Client, *rediscache.Store) {
