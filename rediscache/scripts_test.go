@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,8 +36,10 @@ func TestScripts_NothingToRemove(t *testing.T) {
 			f.put(t, varied(u, "br", "Accept-Encoding", "br"), time.Hour, true)
 		}},
 		{"expired entry", func(t *testing.T, f *fixture) {
-			f.put(t, varied(u, "gz", "Accept-Encoding", "gzip"), time.Second, true)
-			f.put(t, response(u, "plain"), time.Second, true)
+			gz := varied(u, "gz", "Accept-Encoding", "gzip")
+			gz.Tags = []string{"t"}
+			f.put(t, gz, time.Second, true)
+			f.put(t, tagged(u, "plain", "t"), time.Second, true)
 			f.advance(2 * time.Second)
 		}},
 	}
@@ -47,6 +50,9 @@ func TestScripts_NothingToRemove(t *testing.T) {
 		{"Delete", func(ctx context.Context, s *Store) error { return s.Delete(ctx, u, gz) }},
 		{"Delete without variant", func(ctx context.Context, s *Store) error { return s.Delete(ctx, u, "") }},
 		{"Purge", func(ctx context.Context, s *Store) error { return s.Purge(ctx, u) }},
+		{"soft Purge", func(ctx context.Context, s *Store) error { _, err := s.PurgeURL(ctx, u, true); return err }},
+		{"PurgeTag", func(ctx context.Context, s *Store) error { _, err := s.PurgeTag(ctx, "t", "none"); return err }},
+		{"SoftPurgeTag", func(ctx context.Context, s *Store) error { _, err := s.SoftPurgeTag(ctx, "t", "none"); return err }},
 		{"Clear", func(ctx context.Context, s *Store) error { return s.Clear(ctx) }},
 		{"trim", func(ctx context.Context, s *Store) error { return s.trim(ctx) }},
 		{"corrupt delete", func(ctx context.Context, s *Store) error {
@@ -114,6 +120,9 @@ func TestScripts_ForeignKeyFailsTheCallAndChangesNothing(t *testing.T) {
 			func() error { return f.s.Purge(ctx, u) },
 			func() error { return f.s.Delete(ctx, u, "") },
 			func() error { return f.s.Clear(ctx) },
+			func() error { _, err := f.s.PurgeURL(ctx, u, true); return err },
+			func() error { _, err := f.s.PurgeTag(ctx, "t"); return err },
+			func() error { _, err := f.s.SoftPurgeTag(ctx, "t"); return err },
 		} {
 			if err := op(); !errors.As(err, &refused) {
 				t.Errorf("%v; want a refusal", err)
@@ -223,4 +232,46 @@ func (f *fixture) splitKey(k string, pick func(*shard) string) (*shard, string, 
 		}
 	}
 	return nil, "", false
+}
+
+// A foreign key where the store keeps its tag records fails every call
+// that would write them, before anything is written.
+func TestScripts_ForeignTagKeyFailsTheCallAndChangesNothing(t *testing.T) {
+	eachBackend(t, Options{Shards: 1}, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		const u = "https://example.com/x"
+		f.put(t, tagged(u, "b", "t"), time.Hour, true)
+		sh := (*f.s.shards.Load())[0]
+		if err := f.c.Del(ctx, sh.tg).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.c.Set(ctx, sh.tg, "foreign", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		keysBefore := f.r.Keys(t)
+		slices.Sort(keysBefore)
+		var refused *redisfail.Refused
+		for name, op := range map[string]func() error{
+			"Purge":        func() error { return f.s.Purge(ctx, u) },
+			"soft Purge":   func() error { _, err := f.s.PurgeURL(ctx, u, true); return err },
+			"PurgeTag":     func() error { _, err := f.s.PurgeTag(ctx, "t"); return err },
+			"SoftPurgeTag": func() error { _, err := f.s.SoftPurgeTag(ctx, "t"); return err },
+		} {
+			if err := op(); !errors.As(err, &refused) || refused.Refused() != "WRONGTYPE" {
+				t.Errorf("%s: %v; want a WRONGTYPE refusal", name, err)
+			}
+		}
+		got := f.r.Keys(t)
+		slices.Sort(got)
+		if !slices.Equal(got, keysBefore) {
+			t.Errorf("the refused calls changed the keys from %q to %q", keysBefore, got)
+		}
+		if r, _ := f.get(t, u, ""); r == nil || string(r.Body) != "b" || !r.Purged.IsZero() {
+			t.Errorf("the refused calls changed the entry: %+v", r)
+		}
+		// A refused write removes the value it sent, and nothing else.
+		if _, err := f.s.Put(ctx, tagged(u, "c", "t"), time.Hour, true); !errors.As(err, &refused) || refused.Refused() != "WRONGTYPE" {
+			t.Errorf("Put: %v; want a WRONGTYPE refusal", err)
+		}
+	})
 }
