@@ -363,8 +363,8 @@ func (m *model) randomOp(i int) op {
 			case string(got.Body) != want.body:
 				m.t.Errorf("step %d: Get(%s, %q) = %.40q, want the latest %.40q", m.steps, u, variant, got.Body, want.body)
 			case want.soft == got.Purged.IsZero() && !(m.evicting && want.soft):
-				// An evicting Redis may have dropped the ix records a soft
-				// purge finds variants by: the entry stays as it was.
+				// An evicting Redis may have dropped both index records a
+				// soft purge finds a variant by: it stays as it was.
 				m.t.Errorf("step %d: Get(%s, %q) purged at %v, the model says soft-purged %v", m.steps, u, variant, got.Purged, want.soft)
 			default:
 				m.hits++

@@ -365,3 +365,28 @@ func BenchmarkPurgeTag(b *testing.B) {
 	}
 	b.ReportMetric(float64(longest.Microseconds()), "max-script-µs")
 }
+
+// A variant whose ix record Redis dropped (an evicting Redis) is still
+// found by a soft purge, through lru.
+func TestSoftPurge_FindsAVariantThatLostItsIxRecord(t *testing.T) {
+	eachBackend(t, Options{Shards: 1}, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		const u = "http://example.com/a"
+		f.put(t, varied(u, "en", "Accept-Language", "en"), time.Hour, true)
+		f.put(t, varied(u, "fr", "Accept-Language", "fr"), time.Hour, true)
+		sh := (*f.s.shards.Load())[0]
+		fr := refOf(*f.s.shards.Load(), u, policy.Variant([]string{"Accept-Language"}, []string{"fr"}))
+		rec, _ := f.c.ZRangeByLex(ctx, sh.ix, &redis.ZRangeBy{Min: "[" + fr.member() + ":", Max: "(" + fr.member() + ";"}).Result()
+		if len(rec) != 1 || f.c.ZRem(ctx, sh.ix, rec[0]).Err() != nil {
+			t.Fatalf("ix record of fr: %q", rec)
+		}
+		n, err := f.s.PurgeURL(ctx, u, true)
+		if err != nil || n != 2 {
+			t.Errorf("PurgeURL(soft) = %d, %v; want both variants", n, err)
+		}
+		got, _, _ := f.s.Get(ctx, u, policy.Variant([]string{"Accept-Language"}, []string{"fr"}))
+		if got == nil || got.Purged.IsZero() {
+			t.Errorf("the variant without its ix record: %+v", got)
+		}
+	})
+}

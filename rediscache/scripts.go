@@ -462,10 +462,23 @@ local lo, hi = within(url)
 if ARGV[4] ~= '' then lo = '(' .. ARGV[4] end
 local recs = redis.call('ZRANGEBYLEX', ix, lo, hi, 'LIMIT', 0, ` + strconv.Itoa(purgeBatch) + `)
 local bytes, marked, removed = 0, 0, 0
-for _, r in ipairs(recs) do
-	local ok, n = soften(lru, ix, eprefix, vprefix, string.sub(r, 1, 33), at)
+local function mark(m)
+	local ok, n = soften(lru, ix, eprefix, vprefix, m, at)
 	if ok == 1 then marked = marked + 1 else removed = removed + 1 end
 	bytes = bytes + n
+end
+for _, r in ipairs(recs) do mark(string.sub(r, 1, 33)) end
+-- Variants whose ix record Redis dropped (an evicting maxmemory-policy)
+-- are looked for in lru, on the first call, as purgeScript does.
+if ARGV[4] == '' and redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
+	local cursor = '0'
+	repeat
+		local scan = redis.call('ZSCAN', lru, cursor, 'MATCH', url .. ':*', 'COUNT', 1000)
+		cursor = scan[1]
+		for i = 1, #scan[2], 2 do
+			if not record(ix, scan[2][i]) then mark(scan[2][i]) end
+		end
+	until cursor == '0'
 end
 add(st, 'bytes', -bytes)
 local cursor = ''
