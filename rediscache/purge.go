@@ -102,14 +102,16 @@ func (s *Store) PurgeTag(ctx context.Context, tags ...string) (int64, error) {
 			for j := from; j < min(len(hashes), from+16*tagBatch); j += 16 {
 				keys = append(keys, sh.tag+hashes[j:j+16])
 			}
-			for {
+			// As many batches as the sets held after the first, and no
+			// more: writers tagging entries meanwhile cannot keep it going.
+			for calls, limit := int64(0), int64(1); calls < limit; calls++ {
 				reply, err := purgeTagScript.Run(ctx, s.client, keys, sh.entry, sh.vary).Int64Slice()
 				if err != nil {
 					return n, fmt.Errorf("rediscache: purge tag: %w", redisfail.Classify(err))
 				}
 				n += reply[1]
-				if reply[0] == 0 {
-					break
+				if calls == 0 {
+					limit += (reply[0] + purgeBatch - 1) / purgeBatch
 				}
 			}
 		}
