@@ -263,3 +263,34 @@ func ExamplePolicy_Covers() {
 	// "bytes=2-7" false
 	// "" false
 }
+
+// Cache groups are a Structured Fields list of strings (RFC 9875 §2);
+// members of other types are ignored.
+func ExampleGroups() {
+	fmt.Printf("%q\n", policy.Groups([]string{`"products", "eu";region, 42, "a\"b"`}))
+	// Output: ["products" "eu" "a\"b"]
+}
+
+// A response to an unsafe method invalidates the groups it names, of the
+// request's origin only (RFC 9875 §3); on a safe method it is ignored.
+func ExampleInvalidatedGroups() {
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Cache-Group-Invalidation": {`"products"`}}}
+	post, _ := http.NewRequest("POST", "https://Shop.example/cart", nil)
+	get, _ := http.NewRequest("GET", "https://shop.example/cart", nil)
+	fmt.Printf("%q %q\n", policy.InvalidatedGroups(post, resp), policy.InvalidatedGroups(get, resp))
+	// Output: ["https://shop.example products"] []
+}
+
+// A stored response's tags come from its tag fields and its Cache-Groups.
+func ExamplePolicy_TagFields() {
+	p := policy.New(policy.Options{TagFields: []string{"Surrogate-Key"}})
+	req, _ := http.NewRequest("GET", "https://shop.example/products/42", nil)
+	rq := p.ParseRequest(req)
+	resp := &http.Response{StatusCode: 200, Header: http.Header{
+		"Surrogate-Key": {"product-42 listing"},
+		"Cache-Groups":  {`"catalog"`},
+	}}
+	stored := p.NewResponse(&rq, resp, nil, time.Now(), time.Now())
+	fmt.Printf("%q %q\n", p.TagFields(), stored.Tags)
+	// Output: ["Surrogate-Key"] ["product-42" "listing" "https://shop.example catalog"]
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,38 @@ func FuzzTargeted(f *testing.F) {
 		targetedFieldNames([]string{s}, "private", func(string) {})
 		storedAt(shared, 200, "Fleetcache-Cache-Control", s, "Cache-Control", "max-age=1")
 	})
+}
+
+// FuzzGroups: any field parses without a panic, and a list of the groups
+// parsed, written again, parses to the same groups.
+func FuzzGroups(f *testing.F) {
+	for _, s := range []string{`"a", "b"`, `"a";p=1, tok, 1.5, ("b" "c"), :AA==:, ?1`, `"a",`, `"a\"b"`, `("x"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		groups := Groups([]string{s})
+		var b strings.Builder
+		for i, g := range groups {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Quote(g))
+		}
+		if again := Groups([]string{b.String()}); strings.Join(again, "\x00") != strings.Join(groups, "\x00") && isPrintableASCII(groups) {
+			t.Fatalf("%q: groups %q, written again %q", s, groups, again)
+		}
+	})
+}
+
+func isPrintableASCII(ss []string) bool {
+	for _, s := range ss {
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x20 || s[i] > 0x7e {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func FuzzHTTPDate(f *testing.F) {

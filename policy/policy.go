@@ -35,6 +35,10 @@ type Options struct {
 	// asked for every request and every stored response, so it must be
 	// quick. Nil means no URL has one. Package rules provides one.
 	Routes func(url string) *Route
+	// TagFields names the response fields whose space- or comma-separated
+	// values tag a stored response for purging by tag (besides RFC 9875
+	// Cache-Groups, always read); nil means DefaultTagFields, empty none.
+	TagFields []string
 }
 
 // DefaultTargetedField is the targeted field used when
@@ -58,6 +62,7 @@ type Policy struct {
 	noQuery      bool
 	targets      [2]string // canonical targeted field names, in precedence order
 	routes       func(url string) *Route
+	tagFields    []string // canonical names
 }
 
 // New returns a Policy for opts.
@@ -67,6 +72,7 @@ func New(opts Options) *Policy {
 		p.heuristicCap = defaultHeuristicCap
 	}
 	p.cookies = opts.CookieAuth
+	p.tagFields = tagFieldNames(opts.TagFields)
 	own := opts.TargetedField
 	if own == "" {
 		own = DefaultTargetedField
@@ -239,6 +245,9 @@ func (p *Policy) evaluate(s *Response, now time.Time) eval {
 		e.applyRoute(rt)
 	}
 	e.age = currentAge(s, now)
+	if !s.Purged.IsZero() {
+		e.age = softPurgedAge(e.age, e.lifetime, s.Purged, now)
+	}
 	return e
 }
 

@@ -37,6 +37,15 @@ type Response struct {
 	// had for them, in the same order (RFC 9111 §4.1).
 	Vary       []string
 	VaryValues []string
+
+	// Tags are what a purge by tag finds the response by: its tag fields'
+	// tags and its Cache-Groups' GroupTags (see Options.TagFields), at
+	// most MaxTags.
+	Tags []string
+	// Purged is when a soft purge made the response stale, zero if none
+	// did: from then on its age is at least its freshness lifetime, so
+	// that it is revalidated (or served within its stale windows).
+	Purged time.Time
 }
 
 // Clone returns a copy whose Header and Vary slices may be changed without
@@ -46,5 +55,6 @@ func (r *Response) Clone() *Response {
 	c.Header = r.Header.Clone()
 	c.Vary = append([]string(nil), r.Vary...)
 	c.VaryValues = append([]string(nil), r.VaryValues...)
+	c.Tags = append([]string(nil), r.Tags...)
 	return &c
 }

@@ -97,6 +97,7 @@ func (p *Policy) NewResponse(rq *Request, resp *http.Response, body []byte, reqT
 		})
 	}
 	s.VaryValues = VaryValues(s.Vary, rq.R.Header)
+	s.Tags = p.tags(s.Header, s.URL)
 	return s
 }
 

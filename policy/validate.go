@@ -154,6 +154,8 @@ func (p *Policy) update(stored *Response, h http.Header, reqTime, respTime time.
 		delete(fresh.Header, "Age")
 	}
 	fresh.RequestTime, fresh.ResponseTime = reqTime, respTime
+	fresh.Tags = p.tags(fresh.Header, fresh.URL)
+	fresh.Purged = time.Time{} // validated: a soft purge is answered
 	return fresh
 }
 

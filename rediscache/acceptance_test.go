@@ -15,6 +15,7 @@ import (
 var (
 	_ roundtrip.Store      = (*Store)(nil)
 	_ roundtrip.FleetStore = (*Store)(nil)
+	_ roundtrip.TagStore   = (*Store)(nil)
 )
 
 // The store passes the acceptance suite of roundtrip.Store on every Redis it

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"time"
@@ -19,29 +20,39 @@ import (
 // store treats such a value as a miss and deletes it.
 var ErrCorrupt = errors.New("rediscache: corrupt entry")
 
-// The entry format, version 1. All integers are unsigned varints unless said
+// The entry format, version 2. All integers are unsigned varints unless said
 // otherwise; a string is its length followed by its bytes.
 //
 //	magic    2 bytes  0xFC 0xCA
 //	version  1 byte   formatVersion
 //	flags    1 byte   0 (reserved)
+//	purged   8 bytes  little endian Unix ms of a soft purge, 0 if none
+//	check    8 bytes  purged with every bit inverted
 //	meta              status, proto major, proto minor, method, URL,
 //	                  request time (signed varint seconds, nanoseconds),
 //	                  response time (same), Vary count n, n names, n values,
 //	                  header field count, header value count,
-//	                  fields (name, value count, values)
+//	                  fields (name, value count, values), tag count, tags
 //	body              the body bytes
 //	body length       4 bytes, little endian
 //	checksum          8 bytes, little endian xxhash64 of everything before it
+//	                  but purged and check
 //
 // The body length sits at the end, at a fixed distance from it, so that a
 // decoder finds the meta part without parsing and can copy it alone (one
 // small allocation holds every string) while the body is handed out in place.
+//
+// purged sits at a fixed place outside the checksum so that a soft purge
+// can set it inside Redis (a script cannot compute xxhash64) without
+// rewriting the value; check, which the script writes with it, keeps a
+// damaged purged from passing unseen. Version 1 (without purged, check and
+// tags) is still read.
 const (
 	magic0        = 0xFC
 	magic1        = 0xCA
-	formatVersion = 1
-	headLen       = 4
+	formatVersion = 2
+	headLen       = 4 + 16
+	headLenV1     = 4
 	tailLen       = 4 + 8
 )
 
@@ -50,6 +61,9 @@ const (
 func Encode(dst []byte, r *policy.Response) []byte {
 	nvals := 0
 	size := headLen + tailLen + len(r.Body) + 64 + len(r.Method) + len(r.URL)
+	for _, t := range r.Tags {
+		size += len(t) + binary.MaxVarintLen16
+	}
 	for i, name := range r.Vary {
 		size += len(name) + len(varyValue(r, i)) + 2*binary.MaxVarintLen16
 	}
@@ -64,6 +78,7 @@ func Encode(dst []byte, r *policy.Response) []byte {
 	dst = slices.Grow(dst, size)
 	start := len(dst)
 	dst = append(dst, magic0, magic1, formatVersion, 0)
+	dst = appendPurged(dst, r.Purged)
 	dst = binary.AppendUvarint(dst, uint64(r.Status))
 	dst = binary.AppendUvarint(dst, uint64(r.ProtoMajor))
 	dst = binary.AppendUvarint(dst, uint64(r.ProtoMinor))
@@ -87,9 +102,32 @@ func Encode(dst []byte, r *policy.Response) []byte {
 			dst = appendString(dst, v)
 		}
 	}
+	dst = binary.AppendUvarint(dst, uint64(len(r.Tags)))
+	for _, t := range r.Tags {
+		dst = appendString(dst, t)
+	}
 	dst = append(dst, r.Body...)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(r.Body)))
-	return binary.LittleEndian.AppendUint64(dst, xxhash.Sum64(dst[start:]))
+	return binary.LittleEndian.AppendUint64(dst, checksum(dst[start:]))
+}
+
+// checksum is the xxhash64 of an entry of the current version up to its
+// checksum, leaving out purged and check.
+func checksum(b []byte) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.Write(b[:headLenV1])
+	_, _ = d.Write(b[headLen:])
+	return d.Sum64()
+}
+
+func appendPurged(dst []byte, t time.Time) []byte {
+	var ms uint64
+	if !t.IsZero() {
+		ms = uint64(max(t.UnixMilli(), 1))
+	}
+	dst = binary.LittleEndian.AppendUint64(dst, ms)
+	return binary.LittleEndian.AppendUint64(dst, ^ms)
 }
 
 // varyValue tolerates a VaryValues shorter than Vary (a value the request did
@@ -116,15 +154,15 @@ func appendTime(dst []byte, t time.Time) []byte {
 // be changed afterwards. Any value that is not an intact entry of a known
 // format version yields an error wrapping ErrCorrupt.
 func Decode(b []byte) (*policy.Response, error) {
-	metaEnd, err := frame(b)
+	f, err := frame(b)
 	if err != nil {
 		return nil, err
 	}
-	r, err := decodeMeta(string(b[headLen:metaEnd]))
+	r, err := decodeMeta(string(b[f.metaStart:f.metaEnd]), f.tags)
 	if err != nil {
 		return nil, err
 	}
-	r.Body = body(b, metaEnd)
+	r.Body, r.Purged = body(b, f.metaEnd), f.purged
 	return r, nil
 }
 
@@ -135,42 +173,67 @@ func Decode(b []byte) (*policy.Response, error) {
 // read-only by contract (see policy.Response).
 func decodeString(s string) (*policy.Response, error) {
 	b := unsafe.Slice(unsafe.StringData(s), len(s))
-	metaEnd, err := frame(b)
+	f, err := frame(b)
 	if err != nil {
 		return nil, err
 	}
-	r, err := decodeMeta(s[headLen:metaEnd])
+	r, err := decodeMeta(s[f.metaStart:f.metaEnd], f.tags)
 	if err != nil {
 		return nil, err
 	}
-	r.Body = body(b, metaEnd)
+	r.Body, r.Purged = body(b, f.metaEnd), f.purged
 	return r, nil
 }
 
+// framing is what frame finds in the fixed parts of an entry.
+type framing struct {
+	metaStart, metaEnd int
+	tags               bool // the meta part ends with the tags (version 2)
+	purged             time.Time
+}
+
 // frame checks the fixed parts of an entry (magic, version, checksum, body
-// length) and returns where its meta part ends and its body starts.
-func frame(b []byte) (metaEnd int, err error) {
-	if len(b) < headLen+tailLen {
-		return 0, fmt.Errorf("%w: truncated (%d bytes)", ErrCorrupt, len(b))
+// length, purged) and returns where its meta part starts and ends.
+func frame(b []byte) (framing, error) {
+	if len(b) < headLenV1+tailLen {
+		return framing{}, fmt.Errorf("%w: truncated (%d bytes)", ErrCorrupt, len(b))
 	}
 	if b[0] != magic0 || b[1] != magic1 {
-		return 0, fmt.Errorf("%w: not an entry of this cache", ErrCorrupt)
+		return framing{}, fmt.Errorf("%w: not an entry of this cache", ErrCorrupt)
 	}
-	if b[2] != formatVersion {
-		return 0, fmt.Errorf("%w: format version %d, this code reads %d", ErrCorrupt, b[2], formatVersion)
+	head, sum := headLenV1, xxhash.Sum64
+	switch b[2] {
+	case 1:
+	case formatVersion:
+		head, sum = headLen, checksum
+		if len(b) < headLen+tailLen {
+			return framing{}, fmt.Errorf("%w: truncated (%d bytes)", ErrCorrupt, len(b))
+		}
+	default:
+		return framing{}, fmt.Errorf("%w: format version %d, this code reads 1 and %d", ErrCorrupt, b[2], formatVersion)
 	}
 	if b[3] != 0 {
-		return 0, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, b[3])
+		return framing{}, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, b[3])
 	}
 	sumAt := len(b) - 8
-	if xxhash.Sum64(b[:sumAt]) != binary.LittleEndian.Uint64(b[sumAt:]) {
-		return 0, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	if sum(b[:sumAt]) != binary.LittleEndian.Uint64(b[sumAt:]) {
+		return framing{}, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	n := uint64(binary.LittleEndian.Uint32(b[sumAt-4:]))
-	if n > uint64(len(b)-headLen-tailLen) {
-		return 0, fmt.Errorf("%w: body length %d exceeds the value", ErrCorrupt, n)
+	if n > uint64(len(b)-head-tailLen) {
+		return framing{}, fmt.Errorf("%w: body length %d exceeds the value", ErrCorrupt, n)
 	}
-	return len(b) - tailLen - int(n), nil
+	f := framing{metaStart: head, metaEnd: len(b) - tailLen - int(n), tags: head == headLen}
+	if f.tags {
+		ms := binary.LittleEndian.Uint64(b[4:])
+		if ^ms != binary.LittleEndian.Uint64(b[12:]) || ms > math.MaxInt64 {
+			return framing{}, fmt.Errorf("%w: damaged purge time", ErrCorrupt)
+		}
+		if ms != 0 {
+			f.purged = time.UnixMilli(int64(ms)).UTC()
+		}
+	}
+	return f, nil
 }
 
 // body returns the body that starts at from, capped so that an append by a
@@ -183,7 +246,7 @@ func body(b []byte, from int) []byte {
 	return b[from:end:end]
 }
 
-func decodeMeta(meta string) (*policy.Response, error) {
+func decodeMeta(meta string, tags bool) (*policy.Response, error) {
 	d := decoder{s: meta}
 	r := &policy.Response{
 		Status:     d.int(999),
@@ -218,6 +281,15 @@ func decodeMeta(meta string) (*policy.Response, error) {
 		}
 		r.Header[name] = vals[:n:n]
 		vals = vals[n:]
+	}
+
+	if tags && d.err == "" {
+		if n := d.count(1); n > 0 {
+			r.Tags = make([]string, n)
+			for i := range r.Tags {
+				r.Tags[i] = d.str()
+			}
+		}
 	}
 
 	switch {

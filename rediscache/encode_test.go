@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -113,8 +114,49 @@ func TestDecode_BodyAliasesInput(t *testing.T) {
 // reseal recomputes the checksum of an entry changed by a test, so that the
 // decoder's checks behind the checksum are reached.
 func reseal(b []byte) []byte {
-	binary.LittleEndian.PutUint64(b[len(b)-8:], xxhash.Sum64(b[:len(b)-8]))
+	sum := xxhash.Sum64
+	if len(b) >= headLen+8 && b[2] == formatVersion {
+		sum = checksum
+	}
+	binary.LittleEndian.PutUint64(b[len(b)-8:], sum(b[:len(b)-8]))
 	return b
+}
+
+// encodeV1 is Encode as format version 1 wrote it: no purge time, no tags.
+func encodeV1(r *policy.Response) []byte {
+	c := *r
+	c.Tags, c.Purged = nil, time.Time{}
+	v2 := Encode(nil, &c)
+	metaEnd := len(v2) - tailLen - len(r.Body)
+	b := append([]byte(nil), v2[:headLenV1]...)
+	b = append(b, v2[headLen:metaEnd-1]...) // the last byte is the tag count, 0
+	b = append(b, v2[metaEnd:]...)
+	b[2] = 1
+	return reseal(b)
+}
+
+func TestDecode_Version1(t *testing.T) {
+	r := sampleResponse([]byte("body"))
+	got, err := Decode(encodeV1(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.URL != r.URL || string(got.Body) != "body" || got.Tags != nil || !got.Purged.IsZero() {
+		t.Errorf("Decode(version 1) = %+v", got)
+	}
+}
+
+func TestEncodeDecode_TagsAndPurgeTime(t *testing.T) {
+	r := sampleResponse([]byte("body"))
+	r.Tags = []string{"product-42", "http://example.com listing"}
+	r.Purged = time.Date(2026, 3, 10, 12, 0, 0, 5e6, time.UTC)
+	got, err := Decode(Encode(nil, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Tags, r.Tags) || !got.Purged.Equal(r.Purged) {
+		t.Errorf("Tags %q Purged %v, want %q %v", got.Tags, got.Purged, r.Tags, r.Purged)
+	}
 }
 
 func TestDecode_Corrupt(t *testing.T) {
@@ -131,6 +173,7 @@ func TestDecode_Corrupt(t *testing.T) {
 		{"foreign: JSON", []byte(`{"status":200,"body":"aGVsbG8="}`)},
 		{"future version", edit(func(b []byte) []byte { b[2] = formatVersion + 1; return reseal(b) })},
 		{"unknown flags", edit(func(b []byte) []byte { b[3] = 1; return reseal(b) })},
+		{"purge time without its check", edit(func(b []byte) []byte { b[4] = 1; return reseal(b) })},
 		{"flipped body bit", edit(func(b []byte) []byte { b[len(b)-tailLen-1] ^= 1; return b })},
 		{"body length beyond value", edit(func(b []byte) []byte {
 			binary.LittleEndian.PutUint32(b[len(b)-tailLen:], uint32(len(b)))

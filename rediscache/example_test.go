@@ -335,3 +335,63 @@ func ExampleStore_Release() {
 	fmt.Println("leased:", next.Mine, "marked:", next.Marked)
 	// Output: leased: false marked: true
 }
+
+// Every representation of a product, whatever its URL, goes with one call.
+func ExampleStore_PurgeTag() {
+	m := exampleRedis()
+	defer m.Close()
+	ctx := context.Background()
+	store, _ := rediscache.Open(ctx, "redis://"+m.Addr(), rediscache.Options{Prefix: "shop:"})
+	defer store.Close()
+
+	for _, u := range []string{"https://shop.example/products/42", "https://shop.example/search?q=42", "https://shop.example/products/7"} {
+		r := exampleResponse(u, "page")
+		if u != "https://shop.example/products/7" {
+			r.Tags = []string{"product-42"}
+		}
+		_, _ = store.Put(ctx, r, time.Minute, true)
+	}
+	n, err := store.PurgeTag(ctx, "product-42")
+	st, _ := store.Stats(ctx)
+	fmt.Println(n, err, st.Entries)
+	// Output: 2 <nil> 1
+}
+
+// A soft purge leaves the entry in place, stale from now on: it is
+// revalidated with its validators, and still served on an origin error
+// within its stale-if-error window.
+func ExampleStore_SoftPurgeTag() {
+	m := exampleRedis()
+	defer m.Close()
+	ctx := context.Background()
+	store, _ := rediscache.Open(ctx, "redis://"+m.Addr(), rediscache.Options{Prefix: "shop:"})
+	defer store.Close()
+
+	r := exampleResponse("https://shop.example/products/42", "page")
+	r.Tags = []string{"product-42"}
+	_, _ = store.Put(ctx, r, time.Minute, true)
+	n, _ := store.SoftPurgeTag(ctx, "product-42")
+	got, _, _ := store.Get(ctx, r.URL, "")
+	fmt.Println(n, got != nil, !got.Purged.IsZero())
+	// Output: 1 true true
+}
+
+// PurgeURL is Purge with a count, and with the choice of a soft purge.
+func ExampleStore_PurgeURL() {
+	m := exampleRedis()
+	defer m.Close()
+	ctx := context.Background()
+	store, _ := rediscache.Open(ctx, "redis://"+m.Addr(), rediscache.Options{Prefix: "shop:"})
+	defer store.Close()
+
+	const url = "https://shop.example/products/42"
+	for _, lang := range []string{"en", "fr"} {
+		r := exampleResponse(url, lang)
+		r.Vary, r.VaryValues = []string{"Accept-Language"}, []string{lang}
+		_, _ = store.Put(ctx, r, time.Minute, true)
+	}
+	soft, _ := store.PurgeURL(ctx, url, true)
+	hard, _ := store.PurgeURL(ctx, url, false)
+	fmt.Println(soft, hard)
+	// Output: 2 2
+}

@@ -26,6 +26,16 @@ import (
 //	     lexcursor (where the repair of lost lru members resumes), resummed
 //	     (while ix records lost by Redis are put back: how many ix held
 //	     after the last write)
+//	tg   hash: member -> its tags' hashes (16 hex digits each, run
+//	     together), for the members that have tags
+//	t:<tag hash>  set: the members with that tag; its TTL is at least its
+//	     members' (their entries' TTL), so that no tag set outlives them
+//	     by more than its last member
+//
+// The tag records of a member go with it in forget (and are replaced by a
+// write in putScript): the tag index never holds a member the index does
+// not. A soft purge changes an entry in place through soften, the one
+// function that does.
 //
 // Rules every script keeps, because Redis runs a script to its end without
 // undoing what it wrote when a command fails half way:
@@ -94,16 +104,64 @@ local function drop(lru, ix, m)
 	return n
 end
 
--- forget removes m's entry and its index records, and the URL's v: key with
--- its last variant, and returns the size dropped.
+-- tagKeys returns the shard's tg key and the prefix of its t: keys, named
+-- from its lru key: every shard key is <prefix><kind>:<hash tag>, and
+-- neither a prefix nor a kind holds a brace.
+local function tagKeys(lru)
+	local i = string.find(lru, '{', 1, true)
+	local p, tag = string.sub(lru, 1, i - 5), string.sub(lru, i)
+	return p .. 'tg:' .. tag, p .. 't:' .. tag .. ':'
+end
+
+-- untag removes m's tag records. A t: key of another type (not ours) is
+-- left as it is rather than fail the script half way.
+local function untag(lru, m)
+	local tg, tprefix = tagKeys(lru)
+	local hs = redis.call('HGET', tg, m)
+	if not hs then return end
+	redis.call('HDEL', tg, m)
+	for i = 1, #hs - 15, 16 do
+		redis.pcall('SREM', tprefix .. string.sub(hs, i, i + 15), m)
+	end
+end
+
+-- forget removes m's entry, its index and tag records, and the URL's v: key
+-- with its last variant, and returns the size dropped. Every removal of an
+-- entry goes through here.
 local function forget(lru, ix, eprefix, vprefix, m)
 	redis.call('UNLINK', eprefix .. m)
+	untag(lru, m)
 	local n = drop(lru, ix, m)
 	local url = string.sub(m, 1, 16)
 	if redis.call('ZLEXCOUNT', ix, within(url)) == 0 then
 		redis.call('UNLINK', vprefix .. url)
 	end
 	return n
+end
+
+-- soften makes m's entry stale at once for every reader (a soft purge): it
+-- writes the purge time at (Unix ms) into the entry's purge field (see
+-- encode.go), keeping the value and its TTL, unless an earlier soft purge
+-- already did. An entry it cannot change in place (expired, of format
+-- version 1, not ours) is forgotten. It returns 1 when it marked the entry
+-- stale and the size it dropped otherwise. Every change of an entry in
+-- place goes through here.
+local function soften(lru, ix, eprefix, vprefix, m, at)
+	local e = eprefix .. m
+	local v = ''
+	if redis.call('TYPE', e)['ok'] == 'string' then v = redis.call('GETRANGE', e, 0, 19) end
+	if #v < 20 or string.sub(v, 1, 3) ~= '\252\202\2' then
+		return 0, forget(lru, ix, eprefix, vprefix, m)
+	end
+	if string.sub(v, 5, 12) ~= string.rep('\0', 8) then return 1, 0 end
+	local b, c = {}, {}
+	for i = 1, 8 do
+		local x = at % 256
+		b[i], c[i] = string.char(x), string.char(255 - x)
+		at = (at - x) / 256
+	end
+	redis.call('SETRANGE', e, 4, table.concat(b) .. table.concat(c))
+	return 1, 0
 end
 
 -- evict forgets least recently used members while the shard is over its
@@ -158,14 +216,16 @@ const putEvictions = 100
 // limit, sweeps a few index members for expired entries (repairing what an
 // evicting Redis left of the index) and evicts while the shard is over its
 // limits; it then ends the URL's lease when it still holds the writer's
-// token, and announces the fill. A key of the wrong type fails it before
-// it writes anything but the removal of the entry it was to index.
+// token, and announces the fill. It replaces the member's tag records with
+// the entry's tags, and keeps each tag's set at least as long as the
+// entry. A key of the wrong type fails it before it writes anything but
+// the removal of the entry it was to index.
 //
-//	KEYS: entry, vary (v:), lru, ix, st, lease
+//	KEYS: entry, vary (v:), lru, ix, st, lease, tg
 //	ARGV: member, size of the value, ttl ms, score, max entries, max bytes,
 //	      Vary names (comma separated), entry key prefix, v: key prefix,
 //	      publish command ("" = none), fill channel, max variants per URL,
-//	      lease token ("" = not the holder)
+//	      lease token ("" = not the holder), tag hashes (run together)
 //
 // It returns 1 when the entry is kept, 0 when the write's own eviction
 // removed it.
@@ -173,7 +233,15 @@ var putScript = redis.NewScript(luaLib + `
 local entry, vary, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, size, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local maxn, maxb, eprefix, vprefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[8], ARGV[9]
-local err = wrongType({vary, 'hash', lru, 'zset', ix, 'zset', st, 'hash', KEYS[6], 'string'})
+local tg, tprefix = tagKeys(lru)
+local tags = {}
+for i = 1, #ARGV[14] - 15, 16 do tags[#tags + 1] = tprefix .. string.sub(ARGV[14], i, i + 15) end
+local types = {vary, 'hash', lru, 'zset', ix, 'zset', st, 'hash', KEYS[6], 'string', tg, 'hash'}
+for _, t in ipairs(tags) do
+	types[#types + 1] = t
+	types[#types + 1] = 'set'
+end
+local err = wrongType(types)
 if err then
 	redis.call('UNLINK', entry)
 	return err
@@ -201,6 +269,14 @@ end
 bytes = bytes - drop(lru, ix, member) + size
 redis.call('ZADD', lru, ARGV[4], member)
 redis.call('ZADD', ix, 0, member .. ':' .. size)
+untag(lru, member)
+if #tags > 0 then
+	redis.call('HSET', tg, member, ARGV[14])
+	for _, t in ipairs(tags) do
+		redis.call('SADD', t, member)
+		if redis.call('PTTL', t) < ttl then redis.call('PEXPIRE', t, ttl) end
+	end
+end
 
 -- The v: key exists only for URLs that vary (or once did): it holds the
 -- Vary names for a caller that guessed the variant wrong.
@@ -319,7 +395,7 @@ return 1
 //	ARGV: member, entry key prefix, v: key prefix, SHA-1 of the value or ""
 var deleteScript = redis.NewScript(luaLib + `
 local entry, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
 if err then return err end
 if ARGV[4] ~= '' then
 	local v = redis.call('GET', entry)
@@ -334,19 +410,22 @@ return 1
 const purgeBatch = 100
 
 // purgeScript deletes up to purgeBatch variants of one URL, found in ix, and
-// returns how many it still has; Purge calls it until none.
+// returns how many it still has and how many of those it deleted were there
+// (not expired unswept); Purge calls it until none.
 //
 //	KEYS: lru, ix, st
 //	ARGV: url hash, entry key prefix, v: key prefix
 var purgeScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
-local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
 if err then return err end
 local url, eprefix, vprefix = ARGV[1], ARGV[2], ARGV[3]
 local lo, hi = within(url)
-local bytes = 0
+local bytes, removed = 0, 0
 for _, r in ipairs(redis.call('ZRANGEBYLEX', ix, lo, hi, 'LIMIT', 0, ` + strconv.Itoa(purgeBatch) + `)) do
-	bytes = bytes + forget(lru, ix, eprefix, vprefix, string.sub(r, 1, 33))
+	local m = string.sub(r, 1, 33)
+	removed = removed + redis.call('EXISTS', eprefix .. m)
+	bytes = bytes + forget(lru, ix, eprefix, vprefix, m)
 end
 -- When Redis dropped ix records (an evicting maxmemory-policy), the URL's
 -- variants are looked for in lru too, which costs a scan of the shard's
@@ -357,13 +436,115 @@ if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 		local scan = redis.call('ZSCAN', lru, cursor, 'MATCH', url .. ':*', 'COUNT', 1000)
 		cursor = scan[1]
 		for i = 1, #scan[2], 2 do
+			removed = removed + redis.call('EXISTS', eprefix .. scan[2][i])
 			bytes = bytes + forget(lru, ix, eprefix, vprefix, scan[2][i])
 		end
 	until cursor == '0'
 end
 redis.call('UNLINK', vprefix .. url)
 add(st, 'bytes', -bytes)
-return redis.call('ZLEXCOUNT', ix, lo, hi)
+return {redis.call('ZLEXCOUNT', ix, lo, hi), removed}
+`)
+
+// softPurgeScript marks up to purgeBatch variants of one URL stale (see
+// soften), walking ix from a cursor (the last record of the previous call,
+// "" at first), and returns the next cursor ("" when done), how many it
+// marked and how many it removed (entries it could not mark).
+//
+//	KEYS: lru, ix, st
+//	ARGV: url hash, entry key prefix, v: key prefix, cursor, now (Unix ms)
+var softPurgeScript = redis.NewScript(luaLib + `
+local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
+if err then return err end
+local url, eprefix, vprefix, at = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5])
+local lo, hi = within(url)
+if ARGV[4] ~= '' then lo = '(' .. ARGV[4] end
+local recs = redis.call('ZRANGEBYLEX', ix, lo, hi, 'LIMIT', 0, ` + strconv.Itoa(purgeBatch) + `)
+local bytes, marked, removed = 0, 0, 0
+local function mark(m)
+	local ok, n = soften(lru, ix, eprefix, vprefix, m, at)
+	if ok == 1 then marked = marked + 1 else removed = removed + 1 end
+	bytes = bytes + n
+end
+for _, r in ipairs(recs) do mark(string.sub(r, 1, 33)) end
+-- Variants whose ix record Redis dropped (an evicting maxmemory-policy)
+-- are looked for in lru, on the first call, as purgeScript does.
+if ARGV[4] == '' and redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
+	local cursor = '0'
+	repeat
+		local scan = redis.call('ZSCAN', lru, cursor, 'MATCH', url .. ':*', 'COUNT', 1000)
+		cursor = scan[1]
+		for i = 1, #scan[2], 2 do
+			if not record(ix, scan[2][i]) then mark(scan[2][i]) end
+		end
+	until cursor == '0'
+end
+add(st, 'bytes', -bytes)
+local cursor = ''
+if #recs == ` + strconv.Itoa(purgeBatch) + ` then cursor = recs[#recs] end
+return {cursor, marked, removed}
+`)
+
+// purgeTagScript deletes up to purgeBatch members of a shard's tag sets
+// (every entry with one of the tags), and returns how many members the
+// sets still hold and how many of the entries it deleted were there (not
+// expired unswept); PurgeTag calls it until none.
+//
+//	KEYS: lru, ix, st, tg, the tags' sets (t: keys)
+//	ARGV: entry key prefix, v: key prefix
+var purgeTagScript = redis.NewScript(luaLib + `
+local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
+local types = {lru, 'zset', ix, 'zset', st, 'hash', KEYS[4], 'hash'}
+for i = 5, #KEYS do
+	types[#types + 1] = KEYS[i]
+	types[#types + 1] = 'set'
+end
+local err = wrongType(types)
+if err then return err end
+local budget, bytes, removed = ` + strconv.Itoa(purgeBatch) + `, 0, 0
+for i = 5, #KEYS do
+	if budget == 0 then break end
+	for _, m in ipairs(redis.call('SRANDMEMBER', KEYS[i], budget)) do
+		if redis.call('EXISTS', ARGV[1] .. m) == 1 then removed = removed + 1 end
+		bytes = bytes + forget(lru, ix, ARGV[1], ARGV[2], m)
+		-- Gone from the set even when Redis lost its tg record.
+		redis.call('SREM', KEYS[i], m)
+		budget = budget - 1
+	end
+end
+add(st, 'bytes', -bytes)
+local left = 0
+for i = 5, #KEYS do left = left + redis.call('SCARD', KEYS[i]) end
+return {left, removed}
+`)
+
+// softTagScript marks stale up to purgeBatch members of one tag set (see
+// soften), from an SSCAN cursor ("0" at first), and returns the next
+// cursor ("0" when done), how many it marked and how many it removed.
+// SSCAN may return a member twice: marking again changes nothing.
+//
+//	KEYS: lru, ix, st, tg, the tag's set
+//	ARGV: entry key prefix, v: key prefix, cursor, now (Unix ms)
+var softTagScript = redis.NewScript(luaLib + `
+local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', KEYS[4], 'hash', KEYS[5], 'set'})
+if err then return err end
+local at = tonumber(ARGV[4])
+local scan = redis.call('SSCAN', KEYS[5], ARGV[3], 'COUNT', ` + strconv.Itoa(purgeBatch) + `)
+local bytes, marked, removed = 0, 0, 0
+for _, m in ipairs(scan[2]) do
+	local ok, n = soften(lru, ix, ARGV[1], ARGV[2], m, at)
+	if ok == 1 then
+		marked = marked + 1
+	else
+		redis.call('SREM', KEYS[5], m)
+		removed = removed + 1
+	end
+	bytes = bytes + n
+end
+add(st, 'bytes', -bytes)
+return {scan[1], marked, removed}
 `)
 
 // clearScript deletes up to ARGV[3] entries of a shard, oldest first, and
@@ -375,7 +556,7 @@ return redis.call('ZLEXCOUNT', ix, lo, hi)
 //	ARGV: entry key prefix, v: key prefix, batch size
 var clearScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
-local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
 if err then return err end
 local n = tonumber(ARGV[3])
 local bytes = 0
@@ -387,7 +568,11 @@ for _, m in ipairs(batch) do
 	bytes = bytes + forget(lru, ix, ARGV[1], ARGV[2], m)
 end
 add(st, 'bytes', -bytes)
-return redis.call('ZCARD', lru) + redis.call('ZCARD', ix)
+local left = redis.call('ZCARD', lru) + redis.call('ZCARD', ix)
+-- Tag records of members Redis dropped from both lru and ix (an evicting
+-- maxmemory-policy) go with the rest; their sets expire by TTL.
+if left == 0 then redis.call('UNLINK', tagKeys(lru)) end
+return left
 `)
 
 // trimBatch bounds the entries one trim script evicts.
@@ -401,7 +586,7 @@ const trimBatch = 500
 //	ARGV: max entries, max bytes, entry key prefix, v: key prefix
 var trimScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
-local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
+local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
 if err then return err end
 local maxn, maxb = tonumber(ARGV[1]), tonumber(ARGV[2])
 local before = total(ix, st)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/fleetcache/fleetcache/internal/redisfail"
 	"github.com/fleetcache/fleetcache/internal/redistest"
 	"github.com/fleetcache/fleetcache/policy"
+	"github.com/redis/go-redis/v9"
 )
 
 // Every script, on every state a shard can be in where there is nothing to
@@ -34,8 +36,10 @@ func TestScripts_NothingToRemove(t *testing.T) {
 			f.put(t, varied(u, "br", "Accept-Encoding", "br"), time.Hour, true)
 		}},
 		{"expired entry", func(t *testing.T, f *fixture) {
-			f.put(t, varied(u, "gz", "Accept-Encoding", "gzip"), time.Second, true)
-			f.put(t, response(u, "plain"), time.Second, true)
+			gz := varied(u, "gz", "Accept-Encoding", "gzip")
+			gz.Tags = []string{"t"}
+			f.put(t, gz, time.Second, true)
+			f.put(t, tagged(u, "plain", "t"), time.Second, true)
 			f.advance(2 * time.Second)
 		}},
 	}
@@ -46,6 +50,9 @@ func TestScripts_NothingToRemove(t *testing.T) {
 		{"Delete", func(ctx context.Context, s *Store) error { return s.Delete(ctx, u, gz) }},
 		{"Delete without variant", func(ctx context.Context, s *Store) error { return s.Delete(ctx, u, "") }},
 		{"Purge", func(ctx context.Context, s *Store) error { return s.Purge(ctx, u) }},
+		{"soft Purge", func(ctx context.Context, s *Store) error { _, err := s.PurgeURL(ctx, u, true); return err }},
+		{"PurgeTag", func(ctx context.Context, s *Store) error { _, err := s.PurgeTag(ctx, "t", "none"); return err }},
+		{"SoftPurgeTag", func(ctx context.Context, s *Store) error { _, err := s.SoftPurgeTag(ctx, "t", "none"); return err }},
 		{"Clear", func(ctx context.Context, s *Store) error { return s.Clear(ctx) }},
 		{"trim", func(ctx context.Context, s *Store) error { return s.trim(ctx) }},
 		{"corrupt delete", func(ctx context.Context, s *Store) error {
@@ -113,6 +120,9 @@ func TestScripts_ForeignKeyFailsTheCallAndChangesNothing(t *testing.T) {
 			func() error { return f.s.Purge(ctx, u) },
 			func() error { return f.s.Delete(ctx, u, "") },
 			func() error { return f.s.Clear(ctx) },
+			func() error { _, err := f.s.PurgeURL(ctx, u, true); return err },
+			func() error { _, err := f.s.PurgeTag(ctx, "t"); return err },
+			func() error { _, err := f.s.SoftPurgeTag(ctx, "t"); return err },
 		} {
 			if err := op(); !errors.As(err, &refused) {
 				t.Errorf("%v; want a refusal", err)
@@ -165,6 +175,51 @@ func (f *fixture) checkIndexLive(t *testing.T) {
 			t.Errorf("entry %s is not indexed", k)
 		}
 	}
+	checkTags(t, f.c, f.r, *f.s.shards.Load())
+}
+
+// checkTags asserts that the tag index never outgrows the entries: every
+// tg record is an indexed member's, every member of a tag set has that tag
+// in its tg record and the record's every tag lists it, and a tag set lives
+// at least as long as its members' entries.
+func checkTags(t *testing.T, c redis.UniversalClient, r *redistest.Redis, shards []shard) {
+	t.Helper()
+	ctx := context.Background()
+	for _, sh := range shards {
+		for m, hs := range c.HGetAll(ctx, sh.tg).Val() {
+			if c.ZScore(ctx, sh.lru, m).Err() != nil {
+				t.Errorf("%s: tag record of %s, which is not indexed", sh.tg, m)
+			}
+			// A set expires with its last member's entry, which the
+			// sweep forgets later.
+			for i := 0; i+16 <= len(hs) && c.Exists(ctx, sh.entry+m).Val() == 1; i += 16 {
+				if !c.SIsMember(ctx, sh.tag+hs[i:i+16], m).Val() {
+					t.Errorf("%s: %s is not in its tag set %s", sh.tg, m, hs[i:i+16])
+				}
+			}
+		}
+	}
+	for _, k := range r.Keys(t) {
+		for i := range shards {
+			sh := &shards[i]
+			h, ok := strings.CutPrefix(k, sh.tag)
+			if !ok {
+				continue
+			}
+			ttl := r.TTL(t, k)
+			if ttl <= 0 {
+				t.Errorf("tag set %s has no TTL", k)
+			}
+			for _, m := range c.SMembers(ctx, k).Val() {
+				if !strings.Contains(c.HGet(ctx, sh.tg, m).Val(), h) {
+					t.Errorf("tag set %s holds %s, whose record lacks it", k, m)
+				}
+				if et := r.TTL(t, sh.entry+m); et > ttl+time.Second {
+					t.Errorf("tag set %s expires in %v, before its member %s (%v)", k, ttl, m, et)
+				}
+			}
+		}
+	}
 }
 
 // splitKey finds the shard whose key prefix (as pick names it) starts k, and
@@ -177,4 +232,46 @@ func (f *fixture) splitKey(k string, pick func(*shard) string) (*shard, string, 
 		}
 	}
 	return nil, "", false
+}
+
+// A foreign key where the store keeps its tag records fails every call
+// that would write them, before anything is written.
+func TestScripts_ForeignTagKeyFailsTheCallAndChangesNothing(t *testing.T) {
+	eachBackend(t, Options{Shards: 1}, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		const u = "https://example.com/x"
+		f.put(t, tagged(u, "b", "t"), time.Hour, true)
+		sh := (*f.s.shards.Load())[0]
+		if err := f.c.Del(ctx, sh.tg).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.c.Set(ctx, sh.tg, "foreign", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		keysBefore := f.r.Keys(t)
+		slices.Sort(keysBefore)
+		var refused *redisfail.Refused
+		for name, op := range map[string]func() error{
+			"Purge":        func() error { return f.s.Purge(ctx, u) },
+			"soft Purge":   func() error { _, err := f.s.PurgeURL(ctx, u, true); return err },
+			"PurgeTag":     func() error { _, err := f.s.PurgeTag(ctx, "t"); return err },
+			"SoftPurgeTag": func() error { _, err := f.s.SoftPurgeTag(ctx, "t"); return err },
+		} {
+			if err := op(); !errors.As(err, &refused) || refused.Refused() != "WRONGTYPE" {
+				t.Errorf("%s: %v; want a WRONGTYPE refusal", name, err)
+			}
+		}
+		got := f.r.Keys(t)
+		slices.Sort(got)
+		if !slices.Equal(got, keysBefore) {
+			t.Errorf("the refused calls changed the keys from %q to %q", keysBefore, got)
+		}
+		if r, _ := f.get(t, u, ""); r == nil || string(r.Body) != "b" || !r.Purged.IsZero() {
+			t.Errorf("the refused calls changed the entry: %+v", r)
+		}
+		// A refused write removes the value it sent, and nothing else.
+		if _, err := f.s.Put(ctx, tagged(u, "c", "t"), time.Hour, true); !errors.As(err, &refused) || refused.Refused() != "WRONGTYPE" {
+			t.Errorf("Put: %v; want a WRONGTYPE refusal", err)
+		}
+	})
 }

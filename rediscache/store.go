@@ -168,7 +168,8 @@ type limits struct {
 // shard holds the key names of one index shard, built once.
 type shard struct {
 	entry, vary, lock, hfm, fill string // prefixes, followed by the URL hash
-	lru, ix, st                  string
+	tag                          string // prefix of the tag sets, followed by the tag hash
+	lru, ix, st, tg              string
 }
 
 // layout returns the key names of n shards.
@@ -188,9 +189,11 @@ func newShard(prefix string, s int) shard {
 		lock:  prefix + "lock:" + tag + ":",
 		hfm:   prefix + "hfm:" + tag + ":",
 		fill:  prefix + "fill:" + tag + ":",
+		tag:   prefix + "t:" + tag + ":", // scripts.go's tagKeys names it too
 		lru:   prefix + "lru:" + tag,
 		ix:    prefix + "ix:" + tag,
 		st:    prefix + "st:" + tag,
+		tg:    prefix + "tg:" + tag,
 	}
 }
 
@@ -770,9 +773,9 @@ func (s *Store) put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 		names = strings.Join(resp.Vary, ",")
 	}
 	sh, uh := r.sh, r.member()[:16]
-	keys := []string{r.entry, r.vary(), sh.lru, sh.ix, sh.st, sh.lock + uh}
+	keys := []string{r.entry, r.vary(), sh.lru, sh.ix, sh.st, sh.lock + uh, sh.tg}
 	args := []any{r.member(), len(val), ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
-		names, sh.entry, sh.vary, s.publish.Load(), sh.fill + uh, s.opts.MaxVariants, token}
+		names, sh.entry, sh.vary, s.publish.Load(), sh.fill + uh, s.opts.MaxVariants, token, tagHashes(resp.Tags)}
 	// The value goes by a plain SET, and the script that indexes it runs
 	// in the same transaction (putScript says why). A Redis that lost its
 	// scripts (a restart) answers NOSCRIPT to the first attempt: the
@@ -820,21 +823,8 @@ func (s *Store) delete(ctx context.Context, r ref, digest string) error {
 
 // Purge removes every variant of url, a batch of variants per script.
 func (s *Store) Purge(ctx context.Context, url string) error {
-	shards, err := s.load(ctx)
-	if err != nil {
-		return err
-	}
-	sh, uh := shardOf(shards, url)
-	urlHash := string(hashHex(nil, uh))
-	for {
-		left, err := purgeScript.Run(ctx, s.client, []string{sh.lru, sh.ix, sh.st}, urlHash, sh.entry, sh.vary).Int64()
-		if err != nil {
-			return fmt.Errorf("rediscache: purge: %w", redisfail.Classify(err))
-		}
-		if left == 0 {
-			return nil
-		}
-	}
+	_, err := s.PurgeURL(ctx, url, false)
+	return err
 }
 
 // clearBatch bounds the work of one clear script, so that Redis serves

@@ -527,7 +527,7 @@ func TestStore_ConfigInRedis(t *testing.T) {
 		ctx := context.Background()
 		f.put(t, response("https://example.com/0", "b"), time.Hour, true)
 		cfg := fmt.Sprint(f.c.HMGet(ctx, "t:config", "max_entries", "shards", "version").Val())
-		if cfg != "[1000 2 1]" {
+		if cfg != fmt.Sprintf("[1000 2 %d]", formatVersion) {
 			t.Fatalf("seeded config = %q", cfg)
 		}
 

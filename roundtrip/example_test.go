@@ -320,3 +320,47 @@ func ExampleTransport_Stats() {
 	fmt.Printf("hits=%d misses=%d stores=%d breaker_open=%t\n", st.Hits, st.Misses, st.Stores, st.BreakerOpen)
 	// Output: hits=2 misses=1 stores=1 breaker_open=false
 }
+
+// A write that names the cache groups it changed (RFC 9875) invalidates
+// them for every instance: here the product pages, whatever their URLs.
+func ExampleTransport_RoundTrip_cacheGroups() {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.Header().Set("Cache-Group-Invalidation", `"products"`)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Cache-Groups", `"products"`)
+		fmt.Fprint(w, `{"id":42}`)
+	}))
+	defer api.Close()
+	transport, done := exampleCache(roundtrip.Options{})
+	defer done()
+	client := &http.Client{Transport: transport}
+	ctx := context.Background()
+
+	get(ctx, client, api.URL+"/products/42")
+	get(ctx, client, api.URL+"/products/42")
+	req, _ := http.NewRequest(http.MethodPost, api.URL+"/orders", strings.NewReader(`{"id":42}`))
+	resp, err := client.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	get(ctx, client, api.URL+"/products/42")
+	// Output:
+	// {"id":42} fleetcache; fwd=uri-miss; fwd-status=200; stored
+	// {"id":42} fleetcache; hit
+	// {"id":42} fleetcache; fwd=uri-miss; fwd-status=200; stored
+}
+
+// Key is the store's name for a URL, for calls the transport does not
+// make itself, such as a soft purge.
+func ExampleTransport_Key() {
+	transport, done := exampleCache(roundtrip.Options{})
+	defer done()
+	key, err := transport.Key("HTTP://Shop.Example:80/products/%34%32")
+	fmt.Println(key, err)
+	// Output: http://shop.example/products/42 <nil>
+}

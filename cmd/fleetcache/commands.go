@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/proxy"
 	"github.com/fleetcache/fleetcache/policy"
 	"github.com/fleetcache/fleetcache/rediscache"
 )
@@ -27,6 +28,7 @@ var commands = map[string]string{
 	"inspect": "every stored variant of a URL: status, header, age, freshness left, TTL, size",
 	"config":  "config get: the capacity in Redis; config set max_entries|max_bytes N: retune it live",
 	"clear":   "remove every entry of the prefix (asks first, unless -yes)",
+	"purge":   "remove every variant of URLs, or every entry with a tag; -soft marks them stale instead (docs/purge.md)",
 }
 
 func isCommand(arg string) bool {
@@ -48,6 +50,8 @@ type cli struct {
 
 	redisURL, prefix string
 	json, yes        bool
+	soft             bool     // purge -soft
+	tags             []string // purge -tag, repeated
 }
 
 // runCommand runs the command args[0] and returns its exit status: 0 done,
@@ -93,7 +97,9 @@ func (c *cli) command(ctx context.Context, name string, args []string) error {
 		return usagef("want config get, or config set max_entries|max_bytes N")
 	case name == "inspect" && len(pos) != 1:
 		return usagef("want one URL")
-	case name != "inspect" && name != "config" && len(pos) > 0:
+	case name == "purge" && len(pos) == 0 && len(c.tags) == 0:
+		return usagef("want URLs or -tag T (each as often as needed)")
+	case name != "inspect" && name != "config" && name != "purge" && len(pos) > 0:
 		return usagef("unexpected argument %q", pos[0])
 	}
 	// Everything the command was given is checked before Redis is asked.
@@ -107,6 +113,15 @@ func (c *cli) command(ctx context.Context, name string, args []string) error {
 	case name == "config" && pos[0] == "set":
 		if limit, err = parseLimit(pos[1], pos[2]); err != nil {
 			return err
+		}
+	case name == "purge":
+		for i, raw := range pos {
+			if pos[i], err = normalize(raw); err != nil {
+				return err
+			}
+		}
+		if slices.Contains(c.tags, "") {
+			return usagef("an empty -tag")
 		}
 	}
 	store, closeStore, err := c.open()
@@ -133,6 +148,8 @@ func (c *cli) command(ctx context.Context, name string, args []string) error {
 		return c.inspect(ctx, store, target)
 	case "clear":
 		return c.clear(ctx, store)
+	case "purge":
+		return c.purge(ctx, store, pos)
 	}
 	if pos[0] == "get" {
 		return c.configGet(cfg)
@@ -148,8 +165,15 @@ func (c *cli) parse(name string, args []string) ([]string, error) {
 	fs.StringVar(&c.redisURL, "redis", c.getenv("FLEETCACHE_REDIS"), "Redis `URL` of the cache (FLEETCACHE_REDIS)")
 	fs.StringVar(&c.prefix, "prefix", c.getenv("FLEETCACHE_PREFIX"), "the cache's key `prefix` (FLEETCACHE_PREFIX; a sidecar logs its own at start)")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
-	if name == "clear" {
+	switch name {
+	case "clear":
 		fs.BoolVar(&c.yes, "yes", false, "do not ask for confirmation")
+	case "purge":
+		fs.BoolVar(&c.soft, "soft", false, "mark the entries stale (revalidated, still served on error within stale-if-error) instead of removing them")
+		fs.Func("tag", "purge every entry with this `tag` (repeat for more)", func(t string) error {
+			c.tags = append(c.tags, t)
+			return nil
+		})
 	}
 	var pos []string
 	for {
@@ -176,7 +200,7 @@ func (c *cli) parse(name string, args []string) ([]string, error) {
 	return pos, nil
 }
 
-var commandArgs = map[string]string{"inspect": " URL", "config": " get | set max_entries|max_bytes N"}
+var commandArgs = map[string]string{"inspect": " URL", "config": " get | set max_entries|max_bytes N", "purge": " [-soft] (URL... | -tag T...)"}
 
 // open makes the store without any I/O: the command's first call is its
 // first exchange with Redis.
@@ -292,6 +316,8 @@ type variantJSON struct {
 	FreshFor   float64           `json:"freshness_left_seconds"`
 	TTLSeconds float64           `json:"ttl_seconds"`
 	Size       int64             `json:"size"`
+	Tags       []string          `json:"tags,omitempty"`
+	SoftPurged *time.Time        `json:"soft_purged_at,omitempty"`
 	Header     http.Header       `json:"header,omitempty"`
 	Error      string            `json:"error,omitempty"`
 }
@@ -315,7 +341,10 @@ func (c *cli) inspect(ctx context.Context, store *rediscache.Store, target strin
 		age, fresh := p.Freshness(r, now)
 		received := r.ResponseTime.UTC()
 		v.Status, v.StoredAt, v.AgeSeconds, v.FreshFor = r.Status, &received, age.Seconds(), fresh.Seconds()
-		v.Header = r.Header
+		v.Header, v.Tags = r.Header, r.Tags
+		if !r.Purged.IsZero() {
+			v.SoftPurged = &r.Purged
+		}
 		if len(r.Vary) > 0 {
 			v.Vary = make(map[string]string, len(r.Vary))
 			for j, name := range r.Vary {
@@ -354,6 +383,12 @@ func (c *cli) inspect(ctx context.Context, store *rediscache.Store, target strin
 		}
 		fmt.Fprintf(w, "  ttl\t%s in Redis\n", seconds(v.TTLSeconds))
 		fmt.Fprintf(w, "  size\t%d bytes\n", v.Size)
+		if len(v.Tags) > 0 {
+			fmt.Fprintf(w, "  tags\t%s\n", strings.Join(v.Tags, ", "))
+		}
+		if v.SoftPurged != nil {
+			fmt.Fprintf(w, "  purged\tsoft, at %s\n", v.SoftPurged.Format(time.RFC3339))
+		}
 		w.Flush()
 		if v.Error == "" {
 			fmt.Fprintln(c.stdout, "  header:")
@@ -447,4 +482,30 @@ func (c *cli) clear(ctx context.Context, store *rediscache.Store) error {
 	}
 	fmt.Fprintf(c.stdout, "cleared prefix %q (it held %d entries)\n", c.prefix, st.Entries)
 	return nil
+}
+
+func (c *cli) purge(ctx context.Context, store *rediscache.Store, keys []string) error {
+	res, err := proxy.Purge(ctx, store, keys, c.tags, c.soft)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return c.emitJSON(res)
+	}
+	did := "removed"
+	if c.soft {
+		did = "marked stale"
+	}
+	w := c.table()
+	for _, k := range keys {
+		fmt.Fprintf(w, "url\t%s\t%d %s\n", k, res.URLs[k], did)
+	}
+	for _, t := range c.tags {
+		fmt.Fprintf(w, "tag\t%s\t%d %s\n", t, res.Tags[t], did)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "%d entries %s in prefix %q\n", res.Entries, did, c.prefix)
+	return err
 }

@@ -208,6 +208,13 @@ func TestCommands_ExitCodes(t *testing.T) {
 		{"config set on a prefix nobody uses", []string{"config", "set", "max_entries", "5", "-redis", url, "-prefix", "typo:"}, exitFailure, "no cache at prefix"},
 		{"redis unreachable", []string{"stats", "-redis", closed, "-prefix", "p:"}, exitFailure, "connection refused"},
 		{"help", []string{"inspect", "-h"}, exitOK, "usage: fleetcache inspect -redis URL -prefix P [flags] URL"},
+		{"purge nothing", []string{"purge", "-redis", url, "-prefix", "p:"}, exitConfig, "want URLs or -tag"},
+		{"purge a relative URL", []string{"purge", "-redis", url, "-prefix", "p:", "/products/1"}, exitConfig, "not an absolute"},
+		{"purge an empty tag", []string{"purge", "-redis", url, "-prefix", "p:", "-tag", ""}, exitConfig, "empty -tag"},
+		{"purge with a bad redis url", []string{"purge", "-redis", "redis//x", "-prefix", "p:", "-tag", "t"}, exitConfig, "Redis URL"},
+		{"purge with a bad prefix", []string{"purge", "-redis", url, "-prefix", "a b", "-tag", "t"}, exitConfig, "prefix"},
+		{"purge a prefix nobody uses", []string{"purge", "-redis", url, "-prefix", "typo:", "-tag", "t"}, exitFailure, `no cache at prefix "typo:"`},
+		{"purge on an unreachable redis", []string{"purge", "-redis", closed, "-prefix", "p:", "http://shop.test/"}, exitFailure, "connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,4 +257,43 @@ func TestRun_InvalidRulesFileExits2NamingTheLine(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and one line with %q", tc.args, code, stderr.String(), tc.want)
 		}
 	}
+}
+
+func TestCommands_Purge(t *testing.T) {
+	redistest.Run(t, redistest.Real, func(t *testing.T, r *redistest.Redis) {
+		store := seed(t, r.URL)
+		ctx := context.Background()
+		tagged := func(url string, tags ...string) {
+			resp := &policy.Response{Method: "GET", URL: url, Status: 200, Header: http.Header{"Etag": {`"x"`}}, Tags: tags}
+			if _, err := store.Put(ctx, resp, time.Hour, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tagged("http://shop.test/search?q=42", "product-42")
+		tagged("http://shop.test/listing", "product-42", "listing")
+
+		code, out, errOut := admin(t, r.URL, "", "purge", "HTTP://Shop.test:80/products/%31", "http://shop.test/pages/1")
+		want := "url  http://shop.test/products/1  2 removed\nurl  http://shop.test/pages/1     1 removed\n3 entries removed in prefix \"golden:\"\n"
+		if code != exitOK || out != want || errOut != "" {
+			t.Errorf("purge URLs: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+		}
+		code, out, _ = admin(t, r.URL, "", "purge", "-soft", "-tag", "listing", "-json")
+		if code != exitOK || !strings.Contains(out, `"listing": 1`) || !strings.Contains(out, `"soft": true`) {
+			t.Errorf("purge -soft -tag: exit %d, %q", code, out)
+		}
+		if got, _, _ := store.Get(ctx, "http://shop.test/listing", ""); got == nil || got.Purged.IsZero() {
+			t.Errorf("after a soft purge: %+v", got)
+		}
+		code, out, _ = admin(t, r.URL, "", "inspect", "http://shop.test/listing")
+		if code != exitOK || !strings.Contains(out, "tags    product-42, listing") || !strings.Contains(out, "purged  soft, at ") {
+			t.Errorf("inspect after a soft purge: exit %d\n%s", code, out)
+		}
+		code, out, _ = admin(t, r.URL, "", "purge", "-tag", "product-42")
+		if code != exitOK || !strings.Contains(out, "2 entries removed") {
+			t.Errorf("purge -tag: exit %d, %q", code, out)
+		}
+		if st, _ := store.Stats(ctx); st.Entries != 9 {
+			t.Errorf("%d entries left, want the 9 other pages", st.Entries)
+		}
+	})
 }

@@ -5,7 +5,7 @@
 // Usage:
 //
 //	fleetcache -upstream http://127.0.0.1:9000 [flags]
-//	fleetcache stats|inspect|config|clear -redis URL -prefix P [-json] ...
+//	fleetcache stats|inspect|config|clear|purge -redis URL -prefix P [-json] ...
 //
 // The second form runs one administrative command against a cache (see
 // commands.go and docs/operations.md).
@@ -140,6 +140,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.ResponseTimeout, "response-timeout", proxy.DefaultResponseTimeout, "longest a whole response may take, from the request's arrival to its last byte")
 	fs.StringVar(&cfg.AdminPath, "admin-path", proxy.DefaultAdminPath, "`path` under which the proxy answers for itself: PATH/health, PATH/stats (JSON), PATH/metrics (Prometheus)")
 	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "TCP `address` of a listener of their own for the admin paths (recommended in production); empty: the main listener")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer `token` that lets a caller purge: PURGE on a URL, POST ADMIN-PATH/purge (see docs/purge.md); empty: purging over HTTP is off. Prefer FLEETCACHE_ADMIN_TOKEN: a flag shows in ps")
+	tagFields := fs.String("tag-fields", "", "comma-separated response `fields` whose tags a purge by tag finds (default Cache-Tag,Surrogate-Key; RFC 9875 Cache-Groups are always read)")
+	fs.BoolVar(&cfg.StripTags, "strip-tags", false, "remove the tag fields from the responses sent to clients (they are stored either way)")
 	fs.StringVar(&cfg.HealthPath, "health-path", "", "an extra `path` answered like ADMIN-PATH/health, and PATH/stats like ADMIN-PATH/stats (for setups older than -admin-path)")
 	rulesFile := fs.String("rules", "", "YAML `file` of per-route rules (see docs/operations.md)")
 	logLevel := fs.String("log-level", "info", "`level`: debug, info, warn or error; debug logs one line per request")
@@ -163,7 +166,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "usage: fleetcache -upstream URL [flags]\n       fleetcache stats|inspect|config|clear -redis URL -prefix P ... (fleetcache COMMAND -h)\n\nA caching reverse proxy in front of one upstream. Every flag may be set by FLEETCACHE_<NAME> (e.g. FLEETCACHE_MAX_ENTRY_BYTES); the flag wins.")
+			fmt.Fprintln(stderr, "usage: fleetcache -upstream URL [flags]\n       fleetcache stats|inspect|config|clear|purge -redis URL -prefix P ... (fleetcache COMMAND -h)\n\nA caching reverse proxy in front of one upstream. Every flag may be set by FLEETCACHE_<NAME> (e.g. FLEETCACHE_MAX_ENTRY_BYTES); the flag wins.")
 			fs.PrintDefaults()
 		}
 		return cfg, level, false, err
@@ -176,6 +179,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return cfg, level, false, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", *logLevel)
+	}
+	if *tagFields != "" {
+		for f := range strings.SplitSeq(*tagFields, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				cfg.TagFields = append(cfg.TagFields, f)
+			}
+		}
 	}
 	if *rulesFile != "" {
 		if cfg.Rules, err = rulesfile.Load(*rulesFile); err != nil {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,6 +116,22 @@ func TestParseConfig_FlagWinsOverEnvironment(t *testing.T) {
 		cfg.ReadHeaderTimeout != time.Second || cfg.ReadTimeout != 2*time.Second || cfg.IdleTimeout != 3*time.Second ||
 		cfg.WriteTimeout != 40*time.Second || cfg.ResponseTimeout != 5*time.Second {
 		t.Errorf("got %+v level %v version %v", cfg, level, showVersion)
+	}
+}
+
+func TestParseConfig_PurgeAndTags(t *testing.T) {
+	env := envOf(map[string]string{"FLEETCACHE_ADMIN_TOKEN": "from-env", "FLEETCACHE_TAG_FIELDS": "X-Tags, Cache-Tag,", "FLEETCACHE_STRIP_TAGS": "true"})
+	cfg, _, _, err := parseConfig(nil, env, io.Discard)
+	if err != nil || cfg.AdminToken != "from-env" || !slices.Equal(cfg.TagFields, []string{"X-Tags", "Cache-Tag"}) || !cfg.StripTags {
+		t.Errorf("got %+v, %v", cfg, err)
+	}
+	cfg, _, _, err = parseConfig([]string{"-admin-token", "from-flag"}, env, io.Discard)
+	if err != nil || cfg.AdminToken != "from-flag" {
+		t.Errorf("got %q, %v", cfg.AdminToken, err)
+	}
+	cfg, _, _, err = parseConfig(nil, noEnv, io.Discard)
+	if err != nil || cfg.AdminToken != "" || cfg.TagFields != nil || cfg.StripTags {
+		t.Errorf("defaults: %+v, %v", cfg, err)
 	}
 }
 

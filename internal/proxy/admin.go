@@ -28,6 +28,7 @@ type admin struct {
 	health  string // Config.HealthPath, "" when not set
 	stats   func(w http.ResponseWriter, r *http.Request)
 	metrics http.Handler
+	purge   *purger
 }
 
 // checkAdminPath returns the admin root for a configured path: it starts
@@ -60,7 +61,14 @@ func (a *admin) owns(path string) bool {
 }
 
 func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !allowRead(w, r) {
+	switch {
+	case r.Method == MethodPurge:
+		a.purge.serveMethod(w, r)
+		return
+	case r.URL.Path == a.root+"/purge":
+		a.purge.serveAPI(w, r)
+		return
+	case !allowRead(w, r):
 		return
 	}
 	switch p := r.URL.Path; {

@@ -46,7 +46,7 @@ func TestProxy_AdminPathAnswersHealthStatsAndMetrics(t *testing.T) {
 	if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("metrics Content-Type %q", ct)
 	}
-	if a := get(t, base+"/.fleetcache/purge"); a.status != http.StatusNotFound {
+	if a := get(t, base+"/.fleetcache/nothing"); a.status != http.StatusNotFound {
 		t.Errorf("an admin path that does not exist: %d, want 404", a.status)
 	}
 	if a := do(t, http.MethodPost, base+"/.fleetcache/stats", nil); a.status != http.StatusMethodNotAllowed {

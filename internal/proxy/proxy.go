@@ -119,6 +119,16 @@ type Config struct {
 	// production setups want, so that the service's clients cannot reach
 	// them.
 	AdminListen string
+	// AdminToken, when set, lets a caller that sends it as
+	// "Authorization: Bearer <token>" purge: PURGE on a URL, and POST
+	// PATH/purge with a PurgeRequest. Without it purging over HTTP is off.
+	AdminToken string
+	// TagFields names the response fields read for tags
+	// (roundtrip.Options.TagFields); nil means Cache-Tag and Surrogate-Key.
+	TagFields []string
+	// StripTags removes the tag fields from the responses the proxy sends
+	// its clients (roundtrip.Options.StripTags).
+	StripTags bool
 	// HealthPath, when set, is answered like PATH/health, and
 	// HealthPath+"/stats" like PATH/stats, for setups written before the
 	// admin path.
@@ -258,9 +268,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:           slog.New(infoAndAbove{s.log.Handler()}),
 		Observer:         m,
 		Rules:            cfg.Rules,
+		TagFields:        cfg.TagFields,
+		StripTags:        cfg.StripTags,
 	})
 	m.Watch(s.rt)
 	adm := s.newAdmin(root, cfg.HealthPath, m)
+	adm.purge = &purger{s: s, token: sha256.Sum256([]byte(cfg.AdminToken)), on: cfg.AdminToken != "", upstream: upstream, upstreamHost: cfg.UpstreamHost}
 
 	writes := writeLimits{
 		perWrite: cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout),
@@ -459,8 +472,12 @@ func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, ad
 		r, ok := s.resolved(w, r)
 		switch {
 		case !ok:
-		case adm != nil && adm.owns(r.URL.Path):
+		case adm != nil && (adm.owns(r.URL.Path) || r.Method == MethodPurge):
 			adm.ServeHTTP(w, r)
+		case r.Method == MethodPurge:
+			// Never the upstream's to see.
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "fleetcache: send PURGE to the admin listener", http.StatusMethodNotAllowed)
 		default:
 			rp.ServeHTTP(w, withClientBody(r))
 		}
@@ -477,7 +494,7 @@ func (s *Server) adminOnly(adm *admin) http.Handler {
 		r, ok := s.resolved(w, r)
 		switch {
 		case !ok:
-		case adm.owns(r.URL.Path):
+		case adm.owns(r.URL.Path) || r.Method == MethodPurge:
 			adm.ServeHTTP(w, r)
 		default:
 			w.Header().Set("Cache-Control", "no-store")

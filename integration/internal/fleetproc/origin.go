@@ -31,6 +31,7 @@ type Origin struct {
 	cacheControl string
 	status       int
 	skew         time.Duration
+	groups       string        // RFC 9875: Cache-Groups of GETs, Cache-Group-Invalidation of others
 	gate         chan struct{} // non-nil: requests wait until it is closed
 }
 
@@ -61,7 +62,7 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 	}
 	o.mu.Lock()
-	gate, status, cc, skew := o.gate, o.status, o.cacheControl, o.skew
+	gate, status, cc, skew, groups := o.gate, o.status, o.cacheControl, o.skew, o.groups
 	o.mu.Unlock()
 	if gate != nil {
 		select {
@@ -79,7 +80,23 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.Itoa(len(o.Body)))
 	h.Set("Date", time.Now().Add(skew).UTC().Format(http.TimeFormat))
+	switch {
+	case groups == "":
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		h.Set("Cache-Groups", groups)
+	default:
+		h.Set("Cache-Group-Invalidation", groups)
+	}
 	_, _ = w.Write(o.Body)
+}
+
+// SetGroups makes the origin's answers to GET and HEAD name the RFC 9875
+// cache groups of groups (a Cache-Groups value, such as `"products"`), and
+// its answers to other methods invalidate them.
+func (o *Origin) SetGroups(groups string) {
+	o.mu.Lock()
+	o.groups = groups
+	o.mu.Unlock()
 }
 
 // Requests is the number of requests the origin has received.
