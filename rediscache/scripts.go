@@ -279,11 +279,23 @@ if #tags > 0 then
 end
 
 -- The v: key exists only for URLs that vary (or once did): it holds the
--- Vary names for a caller that guessed the variant wrong.
-if ARGV[7] ~= '' or redis.call('EXISTS', vary) == 1 then
+-- Vary names for a caller that guessed the variant wrong, and lives as
+-- long as the URL's longest-lived variant. One made anew (the URL's first
+-- Vary, or Redis evicted it) looks at (up to 1000 of) the variants already
+-- stored to find how long that is.
+local url = string.sub(member, 1, 16)
+local vexists = redis.call('EXISTS', vary) == 1
+if ARGV[7] ~= '' or vexists then
+	local longest = ttl
+	if not vexists then
+		local lo, hi = within(url)
+		for _, r in ipairs(redis.call('ZRANGEBYLEX', ix, lo, hi, 'LIMIT', 0, 1000)) do
+			longest = math.max(longest, redis.call('PTTL', eprefix .. string.sub(r, 1, 33)))
+		end
+	end
 	redis.call('HSET', vary, 'vary', ARGV[7])
-	if redis.call('PTTL', vary) < ttl then
-		redis.call('PEXPIRE', vary, ttl)
+	if redis.call('PTTL', vary) < longest then
+		redis.call('PEXPIRE', vary, num(longest))
 	end
 end
 
@@ -293,7 +305,6 @@ end
 -- this writer's limit (another instance's was higher) costs one scan, not
 -- one per eviction.
 local evicted = 0
-local url = string.sub(member, 1, 16)
 local over = redis.call('ZLEXCOUNT', ix, within(url)) - tonumber(ARGV[12])
 if over > 0 then
 	local others = {}

@@ -215,8 +215,18 @@ func TestStore_Vary(t *testing.T) {
 		// The v: key lives as long as the longest variant.
 		f.put(t, varied(u, "id", "Accept-Encoding", "identity"), time.Hour, true)
 		f.put(t, varied(u, "x", "Accept-Encoding", "x"), time.Second, true)
-		if ttl := f.ttl(refOf(*f.s.shards.Load(), u, "").vary()); ttl != time.Hour {
+		vkey := refOf(*f.s.shards.Load(), u, "").vary()
+		if ttl := f.ttl(vkey); ttl != time.Hour {
 			t.Errorf("v: TTL = %v, want 1h", ttl)
+		}
+		// Made anew after an evicting Redis dropped it, it still lives as
+		// long as the variants already stored.
+		if err := f.r.Client.Del(context.Background(), vkey).Err(); err != nil {
+			t.Fatal(err)
+		}
+		f.put(t, varied(u, "y", "Accept-Encoding", "y"), time.Second, true)
+		if ttl := f.ttl(vkey); ttl != time.Hour {
+			t.Errorf("v: TTL after it was lost = %v, want 1h", ttl)
 		}
 		f.checkIndex(t)
 	})
