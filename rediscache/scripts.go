@@ -94,9 +94,34 @@ local function drop(lru, ix, m)
 	return n
 end
 
+-- changed lists the members whose entries this script removed or replaced,
+-- for announce.
+local changed = {}
+
+-- announce tells the fleet's near tiers which entries this script changed:
+-- one message per script on the shard's near channel (cmd is PUBLISH or
+-- SPUBLISH, "" when the user may not publish), "<version> <member> ...".
+-- The version is the shard's, bumped here: at least one more than the last
+-- and at least the server's time in microseconds, so that it keeps growing
+-- when Redis lost st. It returns the version (0 when nothing was
+-- announced) and the message. A script that changes an entry in place
+-- adds its member to changed and calls it too.
+local function announce(st, cmd, channel)
+	if cmd == '' or #changed == 0 then return 0, '' end
+	local t = redis.call('TIME')
+	local v = math.max((tonumber(redis.call('HGET', st, 'ver') or '') or 0) + 1,
+		tonumber(t[1]) * 1000000 + tonumber(t[2]))
+	local msg = num(v) .. ' ' .. table.concat(changed, ' ')
+	redis.call('HSET', st, 'ver', num(v))
+	redis.call(cmd, channel, msg)
+	return v, msg
+end
+
 -- forget removes m's entry and its index records, and the URL's v: key with
--- its last variant, and returns the size dropped.
+-- its last variant, and returns the size dropped. Every removal of an entry
+-- comes through here, so that announce tells the near tiers of it.
 local function forget(lru, ix, eprefix, vprefix, m)
+	changed[#changed + 1] = m
 	redis.call('UNLINK', eprefix .. m)
 	local n = drop(lru, ix, m)
 	local url = string.sub(m, 1, 16)
@@ -158,17 +183,18 @@ const putEvictions = 100
 // limit, sweeps a few index members for expired entries (repairing what an
 // evicting Redis left of the index) and evicts while the shard is over its
 // limits; it then ends the URL's lease when it still holds the writer's
-// token, and announces the fill. A key of the wrong type fails it before
-// it writes anything but the removal of the entry it was to index.
+// token, and announces the fill. It announces the entries it replaced or
+// removed to the near tiers (announce). A key of the wrong type fails it
+// before it writes anything but the removal of the entry it was to index.
 //
 //	KEYS: entry, vary (v:), lru, ix, st, lease
 //	ARGV: member, size of the value, ttl ms, score, max entries, max bytes,
 //	      Vary names (comma separated), entry key prefix, v: key prefix,
 //	      publish command ("" = none), fill channel, max variants per URL,
-//	      lease token ("" = not the holder)
+//	      lease token ("" = not the holder), near channel
 //
-// It returns 1 when the entry is kept, 0 when the write's own eviction
-// removed it.
+// It returns {1 when the entry is kept, 0 when the write's own eviction
+// removed it; the shard's version after the write (0 when not announced)}.
 var putScript = redis.NewScript(luaLib + `
 local entry, vary, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, size, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -199,6 +225,7 @@ else
 	end
 end
 bytes = bytes - drop(lru, ix, member) + size
+changed[#changed + 1] = member
 redis.call('ZADD', lru, ARGV[4], member)
 redis.call('ZADD', ix, 0, member .. ':' .. size)
 
@@ -301,13 +328,14 @@ redis.call('HSET', st, 'bytes', num(bytes), 'cursor', cursor, 'lexcursor', lexcu
 if repairing then redis.call('HSET', st, 'resummed', num(redis.call('ZCARD', ix))) end
 add(st, 'expired', expired)
 add(st, 'evictions', evicted)
+local ver = announce(st, ARGV[10], ARGV[14])
 -- The entry was the least valuable of a full shard (a heuristic one among
--- explicit ones) and went with the eviction: nothing to announce, and the
+-- explicit ones) and went with the eviction: no fill to announce, and the
 -- lease is left to its holder's release.
-if not redis.call('ZSCORE', lru, member) then return 0 end
+if not redis.call('ZSCORE', lru, member) then return {0, ver} end
 if ARGV[13] ~= '' and redis.call('GET', KEYS[6]) == ARGV[13] then redis.call('DEL', KEYS[6]) end
 if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], string.sub(member, 18)) end
-return 1
+return {1, ver}
 `)
 
 // deleteScript deletes one entry and its index records. With a SHA-1 in
@@ -316,7 +344,8 @@ return 1
 // place meanwhile.
 //
 //	KEYS: entry, lru, ix, st
-//	ARGV: member, entry key prefix, v: key prefix, SHA-1 of the value or ""
+//	ARGV: member, entry key prefix, v: key prefix, SHA-1 of the value or "",
+//	      publish command ("" = none), near channel
 var deleteScript = redis.NewScript(luaLib + `
 local entry, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
@@ -326,6 +355,7 @@ if ARGV[4] ~= '' then
 	if not v or redis.sha1hex(v) ~= ARGV[4] then return 0 end
 end
 add(st, 'bytes', -forget(lru, ix, ARGV[2], ARGV[3], ARGV[1]))
+announce(st, ARGV[5], ARGV[6])
 return 1
 `)
 
@@ -334,10 +364,12 @@ return 1
 const purgeBatch = 100
 
 // purgeScript deletes up to purgeBatch variants of one URL, found in ix, and
-// returns how many it still has; Purge calls it until none.
+// returns {how many it still has, the near tiers' message}; Purge calls it
+// until none.
 //
 //	KEYS: lru, ix, st
-//	ARGV: url hash, entry key prefix, v: key prefix
+//	ARGV: url hash, entry key prefix, v: key prefix, publish command
+//	      ("" = none), near channel
 var purgeScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
@@ -363,7 +395,8 @@ if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 end
 redis.call('UNLINK', vprefix .. url)
 add(st, 'bytes', -bytes)
-return redis.call('ZLEXCOUNT', ix, lo, hi)
+local _, msg = announce(st, ARGV[4], ARGV[5])
+return {redis.call('ZLEXCOUNT', ix, lo, hi), msg}
 `)
 
 // clearScript deletes up to ARGV[3] entries of a shard, oldest first, and
@@ -372,7 +405,8 @@ return redis.call('ZLEXCOUNT', ix, lo, hi)
 // never blocks on one long script.
 //
 //	KEYS: lru, ix, st
-//	ARGV: entry key prefix, v: key prefix, batch size
+//	ARGV: entry key prefix, v: key prefix, batch size, publish command
+//	      ("" = none), near channel
 var clearScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
@@ -387,6 +421,7 @@ for _, m in ipairs(batch) do
 	bytes = bytes + forget(lru, ix, ARGV[1], ARGV[2], m)
 end
 add(st, 'bytes', -bytes)
+announce(st, ARGV[4], ARGV[5])
 return redis.call('ZCARD', lru) + redis.call('ZCARD', ix)
 `)
 
@@ -398,7 +433,8 @@ const trimBatch = 500
 // another batch can evict more.
 //
 //	KEYS: lru, ix, st
-//	ARGV: max entries, max bytes, entry key prefix, v: key prefix
+//	ARGV: max entries, max bytes, entry key prefix, v: key prefix, publish
+//	      command ("" = none), near channel
 var trimScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash'})
@@ -410,6 +446,7 @@ if evicted > 0 then
 	redis.call('HSET', st, 'bytes', num(bytes))
 	add(st, 'evictions', evicted)
 end
+announce(st, ARGV[5], ARGV[6])
 -- Still over, and evicting: another batch may help. Nothing evicted means
 -- lru is empty (an evicting Redis dropped it): another call could not help.
 if evicted > 0 and (redis.call('ZCARD', lru) > maxn or bytes > maxb) then return 1 end
