@@ -971,8 +971,8 @@ type Stats struct {
 	// it holds now (weighed as for the bound), and NearLive whether it is
 	// subscribed and in use.
 	NearHits, NearMisses, NearEvictions, NearInvalidations, NearResets int64
-	NearBytes                                                           int64
-	NearLive                                                            bool
+	NearBytes                                                          int64
+	NearLive                                                           bool
 }
 
 // Stats reads the figures: the shards' (ShardStats), then the config.
