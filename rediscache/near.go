@@ -110,19 +110,21 @@ func (n *near) get(id uint64, url, variant string, now time.Time) *nearEntry {
 	return e
 }
 
-// keep adds resp, which Redis gave (or took) at shard version ver, read
-// when the tier's generation was gen. It keeps nothing when the tier was
-// reset since, when a change in the shard was announced since ver (the
-// read may predate it), or when resp is not fresh.
-func (n *near) keep(id uint64, shard int, gen uint64, ver int64, e *nearEntry, now time.Time) {
+// keep adds e, which Redis gave (or took) at shard version ver, read when
+// the tier's generation was gen, and which Redis keeps for ttl from now. It
+// keeps nothing when the tier was reset since, when a change in the shard
+// was announced since ver (the read may predate it), or when the response
+// is not fresh. The entry is served until the first of: nearConfirm from
+// now, the end of its freshness, the end of its time in Redis.
+func (n *near) keep(id uint64, shard int, gen uint64, ver int64, e *nearEntry, now time.Time, ttl time.Duration) {
 	if ver <= 0 || n.gen.Load() != gen || !n.live() || n.seen[shard].Load() > ver {
 		return
 	}
-	_, ttl := nearPolicy.Freshness(e.resp, now)
-	if ttl <= 0 {
+	_, fresh := nearPolicy.Freshness(e.resp, now)
+	if ttl = min(ttl, fresh, nearConfirm); ttl <= 0 {
 		return
 	}
-	e.ver, e.until = ver, now.Add(min(ttl, nearConfirm))
+	e.ver, e.until = ver, now.Add(ttl)
 	n.cache.Set(id, e)
 	// A reset or an announcement that came between the checks and the Set
 	// may have missed the entry: take it out again.

@@ -371,7 +371,7 @@ func TestNear_VersionsOrderMessagesAndReads(t *testing.T) {
 	entry := func() *nearEntry { return &nearEntry{resp: resp, size: 100} }
 	has := func() bool { _, ok := n.cache.GetIfPresent(id); return ok }
 
-	n.keep(id, 0, n.gen.Load(), 10, entry(), now)
+	n.keep(id, 0, n.gen.Load(), 10, entry(), now, time.Hour)
 	if !has() {
 		t.Fatal("entry at version 10 not kept")
 	}
@@ -384,22 +384,22 @@ func TestNear_VersionsOrderMessagesAndReads(t *testing.T) {
 	if has() {
 		t.Error("a message of version 11 left the entry read at 10")
 	}
-	n.keep(id, 0, n.gen.Load(), 10, entry(), now)
+	n.keep(id, 0, n.gen.Load(), 10, entry(), now, time.Hour)
 	if has() {
 		t.Error("a read at version 10 was kept after a change at 11 was heard")
 	}
-	n.keep(id, 0, n.gen.Load(), 12, entry(), now)
+	n.keep(id, 0, n.gen.Load(), 12, entry(), now, time.Hour)
 	if !has() {
 		t.Error("a read at version 12 was not kept")
 	}
 	gen := n.gen.Load()
 	n.reset()
-	n.keep(id, 0, gen, 13, entry(), now)
+	n.keep(id, 0, gen, 13, entry(), now, time.Hour)
 	if has() {
 		t.Error("a read begun before a reset was kept")
 	}
 	for _, bad := range []string{"", "x " + member, "14 nothex", "15 " + member + "0"} {
-		n.keep(id, 0, n.gen.Load(), 20, entry(), now)
+		n.keep(id, 0, n.gen.Load(), 20, entry(), now, time.Hour)
 		resets := n.resets.Load()
 		n.apply(0, bad)
 		if has() || n.resets.Load() != resets+1 {

@@ -713,6 +713,7 @@ func (s *Store) read(ctx context.Context, r ref, url, variant string) (*policy.R
 		gen = s.near.gen.Load()
 	}
 	var get, ver *redis.StringCmd
+	var pttl *redis.DurationCmd
 	if touch || keep {
 		pipe := s.client.Pipeline()
 		if keep {
@@ -721,6 +722,9 @@ func (s *Store) read(ctx context.Context, r ref, url, variant string) (*policy.R
 			ver = pipe.HGet(ctx, r.sh.st, "ver")
 		}
 		get = pipe.Get(ctx, r.entry)
+		if keep {
+			pttl = pipe.PTTL(ctx, r.entry)
+		}
 		var t *redis.Cmd
 		ms := now.UnixMilli()
 		keys := []string{r.sh.lru}
@@ -744,7 +748,7 @@ func (s *Store) read(ctx context.Context, r ref, url, variant string) (*policy.R
 	resp, err := s.entryOf(ctx, r, url, variant, get.Val())
 	if keep && resp != nil {
 		v, _ := strconv.ParseInt(ver.Val(), 10, 64) // none (or garbage): 0, kept nowhere
-		s.near.keep(r.id, r.sh.idx, gen, v, s.nearEntryOf(r, resp, variant, len(get.Val())), now)
+		s.near.keep(r.id, r.sh.idx, gen, v, s.nearEntryOf(r, resp, variant, len(get.Val())), now, pttl.Val())
 	}
 	return resp, err
 }
@@ -858,7 +862,7 @@ func (s *Store) put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 	n, _ := reply[0].(int64)
 	if ver, _ := reply[1].(int64); n == 1 && s.near != nil {
 		// The caller keeps resp: the tier holds a copy of its own.
-		s.near.keep(r.id, sh.idx, gen, ver, s.nearEntryOf(r, resp.Clone(), variantOf(resp), len(val)), now)
+		s.near.keep(r.id, sh.idx, gen, ver, s.nearEntryOf(r, resp.Clone(), variantOf(resp), len(val)), now, ttl)
 	}
 	return n == 1, nil
 }
