@@ -74,7 +74,7 @@ func (c *counting) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 }
 
 func TestNear_HitCostsNoRedisCommandAndIsToldApart(t *testing.T) {
-	redistest.Run(t, redistest.Real, func(t *testing.T, r *redistest.Redis) {
+	redistest.Run(t, redistest.WithCluster, func(t *testing.T, r *redistest.Redis) {
 		ctx := context.Background()
 		f := peer(t, r, Options{Prefix: "nh:", NearBytes: 1 << 20})
 		var cmds counting
@@ -114,7 +114,7 @@ func TestNear_HitCostsNoRedisCommandAndIsToldApart(t *testing.T) {
 // A near hit owes Redis the LRU touch a Redis hit makes, at most once a
 // second per entry, sent in the background.
 func TestNear_HitsStillTouchTheLRU(t *testing.T) {
-	redistest.Run(t, redistest.Real, func(t *testing.T, r *redistest.Redis) {
+	redistest.Run(t, redistest.WithCluster, func(t *testing.T, r *redistest.Redis) {
 		ctx := context.Background()
 		f := peer(t, r, Options{Prefix: "nt:", NearBytes: 1 << 20, Shards: 1})
 		const u = "https://example.com/touched"
@@ -141,7 +141,7 @@ func TestNear_HitsStillTouchTheLRU(t *testing.T) {
 // next Get there finds what Redis holds. The stores' clocks stand still,
 // so only an announcement can end a near entry here.
 func TestNear_ChangesThroughAnotherStoreReachTheTier(t *testing.T) {
-	redistest.Run(t, redistest.Real, func(t *testing.T, r *redistest.Redis) {
+	redistest.Run(t, redistest.WithCluster, func(t *testing.T, r *redistest.Redis) {
 		ctx := context.Background()
 		for _, c := range []struct {
 			name   string
@@ -203,7 +203,7 @@ func TestNear_ChangesThroughAnotherStoreReachTheTier(t *testing.T) {
 // A URL over its variant limit loses its least recently used variant in
 // Redis, and in every near tier.
 func TestNear_VariantLimitEvictionReachesTheTier(t *testing.T) {
-	redistest.Run(t, redistest.Real, func(t *testing.T, r *redistest.Redis) {
+	redistest.Run(t, redistest.WithCluster, func(t *testing.T, r *redistest.Redis) {
 		opts := Options{Prefix: "nv:", NearBytes: 1 << 20, MaxVariants: 1}
 		a, b := peer(t, r, opts), peer(t, r, opts)
 		const u = "https://example.com/varied"
@@ -224,7 +224,7 @@ func TestNear_VariantLimitEvictionReachesTheTier(t *testing.T) {
 // A purge through the same store is seen by its next Get at once, before
 // its own announcement comes back.
 func TestNear_OwnPurgeIsSeenAtOnce(t *testing.T) {
-	redistest.Run(t, redistest.Real, func(t *testing.T, r *redistest.Redis) {
+	redistest.Run(t, redistest.WithCluster, func(t *testing.T, r *redistest.Redis) {
 		ctx := context.Background()
 		a := peer(t, r, Options{Prefix: "np:", NearBytes: 1 << 20})
 		const u = "https://example.com/own"
@@ -246,7 +246,7 @@ func TestNear_OwnPurgeIsSeenAtOnce(t *testing.T) {
 // What no announcement tells (an operator's DEL in Redis) is served from
 // the tier for at most nearConfirm since Redis last confirmed the entry.
 func TestNear_UnannouncedDeleteEndsWithTheConfirmBound(t *testing.T) {
-	redistest.Run(t, redistest.Real, func(t *testing.T, r *redistest.Redis) {
+	redistest.Run(t, redistest.WithCluster, func(t *testing.T, r *redistest.Redis) {
 		ctx := context.Background()
 		a := peer(t, r, Options{Prefix: "nd:", NearBytes: 1 << 20})
 		const u = "https://example.com/deleted"
@@ -266,7 +266,7 @@ func TestNear_UnannouncedDeleteEndsWithTheConfirmBound(t *testing.T) {
 
 // A stale response is left to Redis (and the transport's revalidation).
 func TestNear_StaleResponsesAreNotKept(t *testing.T) {
-	redistest.Run(t, redistest.Real, func(t *testing.T, r *redistest.Redis) {
+	redistest.Run(t, redistest.WithCluster, func(t *testing.T, r *redistest.Redis) {
 		a := peer(t, r, Options{Prefix: "ns:", NearBytes: 1 << 20})
 		const u = "https://example.com/stale"
 		a.put(t, response(u, "x"), time.Hour, true) // no freshness at all

@@ -25,7 +25,10 @@ import (
 //	     Stats), cursor (the LRU score where the expiry sweep resumes),
 //	     lexcursor (where the repair of lost lru members resumes), resummed
 //	     (while ix records lost by Redis are put back: how many ix held
-//	     after the last write)
+//	     after the last write), ver (the shard's version: see announce)
+//	near pub/sub channel <prefix>near:{<prefix><s>}: every script that
+//	     removes or replaces entries announces them there, once, at its end
+//	     (announce), for the near tiers of every instance
 //
 // Rules every script keeps, because Redis runs a script to its end without
 // undoing what it wrote when a command fails half way:
@@ -39,6 +42,9 @@ import (
 //     have been refused half way). Scripts that only delete start with
 //     deleting commands, which Redis allows when it is out of memory, so
 //     purges keep freeing memory.
+//   - Every removal of an entry goes through forget, and every script that
+//     changes entries calls announce before it returns, so that no change
+//     escapes the near tiers.
 //   - Numbers go to Redis through num, which writes integers as integers:
 //     Lua's own formatting gives "-0" for a negated zero and "1e+15" for large
 //     values, and Redis refuses both where it wants an integer.
