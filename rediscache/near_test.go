@@ -270,8 +270,10 @@ func TestNear_StaleResponsesAreNotKept(t *testing.T) {
 		a := peer(t, r, Options{Prefix: "ns:", NearBytes: 1 << 20})
 		const u = "https://example.com/stale"
 		a.put(t, response(u, "x"), time.Hour, true) // no freshness at all
-		if a.body(u, "") != "x" || a.body(u, "") != "x" {
-			t.Fatal("no hit")
+		for range 2 { // read from Redis, and then again from Redis
+			if a.body(u, "") != "x" {
+				t.Fatal("no hit")
+			}
 		}
 		if st := a.stats(); st.NearHits != 0 {
 			t.Errorf("Stats = %+v, want no near hit", st)
