@@ -146,18 +146,27 @@ func (n *near) drop(id uint64, ver int64) bool {
 	return dropped
 }
 
-// apply acts on an announcement on shard's channel: "<version> <member>
-// ...", each member "<url-hash>:<variant-hash>" in hex. A malformed message
-// empties the tier: it cannot say which entries changed.
-func (n *near) apply(shard int, msg string) {
+// apply acts on an announcement heard on shard's channel: "<version>
+// <member> ...", each member "<url-hash>:<variant-hash>" in hex. A
+// malformed message empties the tier: it cannot say which entries changed.
+// So does a version lower than one heard before on the channel, which
+// comes in order: Redis lost the shard's st, and its versions started
+// again. A message that this process's own script returned (local) only
+// drops entries: it may arrive before messages of earlier versions.
+func (n *near) apply(shard int, msg string, local bool) {
 	head, rest, _ := strings.Cut(msg, " ")
 	ver, err := strconv.ParseInt(head, 10, 64)
 	if err != nil || ver <= 0 {
 		n.reset()
 		return
 	}
-	for {
-		if cur := n.seen[shard].Load(); cur >= ver || n.seen[shard].CompareAndSwap(cur, ver) {
+	for !local {
+		cur := n.seen[shard].Load()
+		if ver < cur {
+			n.reset()
+			return
+		}
+		if cur == ver || n.seen[shard].CompareAndSwap(cur, ver) {
 			break
 		}
 	}
@@ -291,7 +300,7 @@ func (s *Store) listen(channels []string, index map[string]int) {
 				}
 			case *redis.Message:
 				if i, ok := index[m.Channel]; ok && up {
-					n.apply(i, m.Payload)
+					n.apply(i, m.Payload, false)
 				}
 			}
 		}

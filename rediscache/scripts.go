@@ -107,18 +107,15 @@ local changed = {}
 -- announce tells the fleet's near tiers which entries this script changed:
 -- one message per script on the shard's near channel (cmd is PUBLISH or
 -- SPUBLISH, "" when the user may not publish), "<version> <member> ...".
--- The version is the shard's, bumped here: at least one more than the last
--- and at least the server's time in microseconds, so that it keeps growing
--- when Redis lost st. It returns the version (0 when nothing was
--- announced) and the message. A script that changes an entry in place
--- adds its member to changed and calls it too.
+-- The version is the shard's, bumped here. (Were Redis to lose st, it
+-- would start again from 1: a listener that hears a version lower than one
+-- it heard before empties its tier.) It returns the version (0 when
+-- nothing was announced) and the message. A script that changes an entry
+-- in place adds its member to changed and calls it too.
 local function announce(st, cmd, channel)
 	if cmd == '' or #changed == 0 then return 0, '' end
-	local t = redis.call('TIME')
-	local v = math.max((tonumber(redis.call('HGET', st, 'ver') or '') or 0) + 1,
-		tonumber(t[1]) * 1000000 + tonumber(t[2]))
+	local v = redis.call('HINCRBY', st, 'ver', 1)
 	local msg = num(v) .. ' ' .. table.concat(changed, ' ')
-	redis.call('HSET', st, 'ver', num(v))
 	redis.call(cmd, channel, msg)
 	return v, msg
 end

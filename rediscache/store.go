@@ -912,7 +912,7 @@ func (s *Store) Purge(ctx context.Context, url string) error {
 		if msg, _ := reply[1].(string); msg != "" && s.near != nil {
 			// The announcement reaches this process too, a little later:
 			// a Get right after Purge must not find the entry here.
-			s.near.apply(sh.idx, msg)
+			s.near.apply(sh.idx, msg, true)
 		}
 		if left, _ := reply[0].(int64); left == 0 {
 			return nil
