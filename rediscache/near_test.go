@@ -270,7 +270,8 @@ func TestNear_StaleResponsesAreNotKept(t *testing.T) {
 		a := peer(t, r, Options{Prefix: "ns:", NearBytes: 1 << 20})
 		const u = "https://example.com/stale"
 		a.put(t, response(u, "x"), time.Hour, true) // no freshness at all
-		for range 2 {                               // read from Redis, and then again from Redis
+		// Read from Redis, and then again from Redis.
+		for range 2 {
 			if a.body(u, "") != "x" {
 				t.Fatal("no hit")
 			}
