@@ -250,12 +250,14 @@ func (s *Store) subscribeNear(shards []shard) {
 func (s *Store) listen(channels []string, index map[string]int) {
 	n := s.near
 	up := false
+	// A connection that fails while down has nothing to answer for: the
+	// tier kept nothing since it went down.
 	fail := func() {
 		if up {
 			up = false
 			n.down.Add(1)
+			n.reset()
 		}
-		n.reset()
 	}
 	var retry time.Duration
 	for {
