@@ -3,6 +3,7 @@ package rediscache
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -440,4 +441,32 @@ func TestNear_MemoryHeldToTheBound(t *testing.T) {
 			t.Errorf("Stats = %+v; want at most %d bytes held, evictions and hits", st, bound)
 		}
 	})
+}
+
+// Without pub/sub (a Ring) the tier stays empty, and the log says why.
+func TestNear_WithoutPubSubStaysEmpty(t *testing.T) {
+	r := redistest.Miniredis.Start(t)
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": r.Mini().Addr()}})
+	t.Cleanup(func() { _ = ring.Close() })
+	var log strings.Builder
+	s, err := New(ring, Options{Prefix: "nr:", NearBytes: 1 << 20, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	f := &fixture{t: t, s: s, r: r, c: ring, clock: &clock{t: time.Now()}}
+	s.now = f.clock.Now
+	f.put(t, fresh(f, "https://example.com/ring", "x"), time.Hour, true)
+	for range 2 {
+		if f.body("https://example.com/ring", "") != "x" {
+			t.Fatal("no hit")
+		}
+	}
+	if st, err := s.Stats(ctx); err != nil || st.NearLive || st.NearHits != 0 {
+		t.Errorf("Stats = %+v, %v; want the tier unused", st, err)
+	}
+	if !strings.Contains(log.String(), "near tier stays empty") {
+		t.Errorf("log: %s", log.String())
+	}
 }

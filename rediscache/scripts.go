@@ -104,6 +104,12 @@ end
 -- for announce.
 local changed = {}
 
+-- note records that member m's entry changed (went, or was replaced or
+-- altered in place), for announce.
+local function note(m)
+	changed[#changed + 1] = m
+end
+
 -- announce tells the fleet's near tiers which entries this script changed:
 -- one message per script on the shard's near channel (cmd is PUBLISH or
 -- SPUBLISH, "" when the user may not publish), "<version> <member> ...".
@@ -111,7 +117,7 @@ local changed = {}
 -- would start again from 1: a listener that hears a version lower than one
 -- it heard before empties its tier.) It returns the version (0 when
 -- nothing was announced) and the message. A script that changes an entry
--- in place adds its member to changed and calls it too.
+-- in place notes its member and calls it too.
 local function announce(st, cmd, channel)
 	if cmd == '' or #changed == 0 then return 0, '' end
 	local v = redis.call('HINCRBY', st, 'ver', 1)
@@ -124,7 +130,7 @@ end
 -- its last variant, and returns the size dropped. Every removal of an entry
 -- comes through here, so that announce tells the near tiers of it.
 local function forget(lru, ix, eprefix, vprefix, m)
-	changed[#changed + 1] = m
+	note(m)
 	redis.call('UNLINK', eprefix .. m)
 	local n = drop(lru, ix, m)
 	local url = string.sub(m, 1, 16)
@@ -228,7 +234,7 @@ else
 	end
 end
 bytes = bytes - drop(lru, ix, member) + size
-changed[#changed + 1] = member
+note(member)
 redis.call('ZADD', lru, ARGV[4], member)
 redis.call('ZADD', ix, 0, member .. ':' .. size)
 

@@ -403,8 +403,12 @@ func (s *Store) load(ctx context.Context) ([]shard, error) {
 	if c.shards != len(shards) {
 		shards = layout(s.opts.Prefix, c.shards)
 	}
-	if s.near != nil && s.publish.Load() != "" {
+	switch {
+	case s.near != nil && s.publish.Load() != "":
 		s.subscribeNear(shards)
+	case s.near != nil:
+		s.opts.Logger.Warn("rediscache: the near tier stays empty: it needs pub/sub (a Client or ClusterClient, and a user that may publish under the prefix)",
+			"prefix", s.opts.Prefix)
 	}
 	s.limits.Store(c.perShard(s.now()))
 	s.shards.Store(&shards)
