@@ -102,6 +102,15 @@ func TestNear_HitCostsNoRedisCommandAndIsToldApart(t *testing.T) {
 		if err != nil || resp == nil || l.Mine || cmds.n.Load() != before {
 			t.Errorf("Claim = %v, %+v, %v after %d commands", resp, l, err, cmds.n.Load()-before)
 		}
+		// A hit read from Redis is not near, though the tier keeps it.
+		g := peer(t, r, Options{Prefix: "nh:", NearBytes: 1 << 20})
+		fromRedis, _, err := g.s.Get(ctx, u, "")
+		if err != nil || fromRedis == nil || g.s.Near(fromRedis) {
+			t.Errorf("Get from Redis = %v, %v; Near = true", fromRedis, err)
+		}
+		if again, _, _ := g.s.Get(ctx, u, ""); again == nil || !g.s.Near(again) {
+			t.Error("the next Get did not come from the tier")
+		}
 		// A response the tier does not hold is not near.
 		if f.s.Near(fresh(f, u, "hot")) {
 			t.Error("Near(another response) = true")

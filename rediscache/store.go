@@ -752,7 +752,11 @@ func (s *Store) read(ctx context.Context, r ref, url, variant string) (*policy.R
 	resp, err := s.entryOf(ctx, r, url, variant, get.Val())
 	if keep && resp != nil {
 		v, _ := strconv.ParseInt(ver.Val(), 10, 64) // none (or garbage): 0, kept nowhere
-		s.near.keep(r.id, r.sh.idx, gen, v, s.nearEntryOf(r, resp, variant, len(get.Val())), now, pttl.Val())
+		// The tier holds a copy (sharing header and body, which nobody
+		// changes): Near tells the one the caller got, read from Redis,
+		// from those the tier serves.
+		kept := *resp
+		s.near.keep(r.id, r.sh.idx, gen, v, s.nearEntryOf(r, &kept, variant, len(get.Val())), now, pttl.Val())
 	}
 	return resp, err
 }

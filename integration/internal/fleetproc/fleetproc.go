@@ -64,8 +64,9 @@ type Command struct {
 	// the origin, from this command on (until a command without it).
 	Panic bool
 	// Watch makes one caller GET URL again and again until a response is
-	// not a hit (at most WatchLimit): the Reply's one Result is that
-	// response, and Watched says what came before it.
+	// not a hit from the near tier (Cache-Status detail=near), at most
+	// WatchLimit: the Reply's one Result is that response, and Watched says
+	// what came before it.
 	Watch bool
 }
 
@@ -85,7 +86,7 @@ type Reply struct {
 // hit.
 type Watched struct {
 	NearHits int       // hits with Cache-Status detail=near
-	MissAt   time.Time // when the request that was not a hit was sent
+	MissAt   time.Time // when the first request that was not one was sent
 }
 
 // Result is what one caller got.
