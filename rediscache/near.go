@@ -65,7 +65,7 @@ type near struct {
 	touches chan touch
 
 	mu   sync.Mutex
-	subs []*redis.PubSub // closed by stop
+	subs []*redis.PubSub // the connections listen uses; closeNear closes them
 }
 
 // touch is an LRU refresh owed to Redis for a near hit.
