@@ -246,69 +246,68 @@ func (s *Store) subscribeNear(shards []shard) {
 
 // listen keeps one pub/sub connection subscribed to channels until the
 // store closes. The connection counts as down (in near.down) from the
-// start and whenever it fails, until every channel is confirmed again.
+// start and whenever it fails, until every channel is confirmed again. A
+// connection that fails, or that Redis unsubscribes (its slot moved), is
+// replaced by a new one, which finds the slot's master afresh.
 func (s *Store) listen(channels []string, index map[string]int) {
 	n := s.near
 	up := false
-	// A connection that fails while down has nothing to answer for: the
-	// tier kept nothing since it went down.
-	fail := func() {
+	var retry time.Duration
+	for {
+		ps := s.newNearPubSub(channels, retry > 0)
+		if ps == nil {
+			return // closed
+		}
+		if s.receive(ps, channels, index, &up) {
+			retry = 0 // it was up: the next failure starts the backoff again
+		}
+		s.dropNearPubSub(ps)
+		if s.life.Err() != nil {
+			return
+		}
+		// Nothing said from now until the new connection is subscribed is
+		// known: the tier empties, and stays unused until then. (A
+		// connection that fails while down has nothing to answer for: the
+		// tier kept nothing since it went down.)
 		if up {
 			up = false
 			n.down.Add(1)
 			n.reset()
 		}
-	}
-	var retry time.Duration
-	for {
-		ps := s.newNearPubSub(channels)
-		if ps == nil {
-			return // closed
-		}
-		confirmed := make(map[string]bool, len(channels))
-	receive:
-		for {
-			msg, err := ps.Receive(s.life)
-			if err != nil {
-				if s.life.Err() != nil {
-					return
-				}
-				// go-redis connects and subscribes again on the next
-				// Receive: nothing said until then is known.
-				fail()
-				clear(confirmed)
-				retry = min(max(2*retry, minRetry), maxRetry)
-				if !s.pause(retry) {
-					return
-				}
-				continue
-			}
-			retry = 0
-			switch m := msg.(type) {
-			case *redis.Subscription:
-				switch m.Kind {
-				case "subscribe", "ssubscribe":
-					confirmed[m.Channel] = true
-					if !up && len(confirmed) == len(channels) {
-						up = true
-						n.down.Add(-1)
-					}
-				case "unsubscribe", "sunsubscribe":
-					// Redis let go of the channel (its slot moved): start
-					// over on a new connection, which finds the slot's
-					// master.
-					fail()
-					break receive
-				}
-			case *redis.Message:
-				if i, ok := index[m.Channel]; ok && up {
-					n.apply(i, m.Payload, false)
-				}
-			}
-		}
-		s.dropNearPubSub(ps)
-		if !s.pause(minRetry) {
+		retry = min(max(2*retry, minRetry), maxRetry)
+		if !s.pause(retry) {
 			return
+		}
+	}
+}
+
+// receive reads ps until it fails or Redis unsubscribes one of its
+// channels, applying the announcements, and reports whether it was up
+// (every channel confirmed) at some point.
+func (s *Store) receive(ps *redis.PubSub, channels []string, index map[string]int, up *bool) (wasUp bool) {
+	n := s.near
+	confirmed := make(map[string]bool, len(channels))
+	for {
+		msg, err := ps.Receive(s.life)
+		if err != nil {
+			return wasUp
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			switch m.Kind {
+			case "subscribe", "ssubscribe":
+				confirmed[m.Channel] = true
+				if !*up && len(confirmed) == len(channels) {
+					*up, wasUp = true, true
+					n.down.Add(-1)
+				}
+			case "unsubscribe", "sunsubscribe":
+				return wasUp // Redis let go of the channel: its slot moved
+			}
+		case *redis.Message:
+			if i, ok := index[m.Channel]; ok && *up {
+				n.apply(i, m.Payload, false)
+			}
 		}
 	}
 }
@@ -326,8 +325,12 @@ func (s *Store) pause(d time.Duration) bool {
 }
 
 // newNearPubSub subscribes a new connection to channels; nil once the
-// store is closed.
-func (s *Store) newNearPubSub(channels []string) *redis.PubSub {
+// store is closed. On a cluster, after a failure, it has the client read
+// the cluster's slots again: the channel's slot may have a new master.
+func (s *Store) newNearPubSub(channels []string, failed bool) *redis.PubSub {
+	if cc, ok := s.client.(*redis.ClusterClient); ok && failed {
+		cc.ReloadState(s.life) // in the background: a later attempt finds it
+	}
 	n := s.near
 	n.mu.Lock()
 	defer n.mu.Unlock()

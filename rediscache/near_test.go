@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -478,4 +479,82 @@ func TestNear_WithoutPubSubStaysEmpty(t *testing.T) {
 	if !strings.Contains(log.String(), "near tier stays empty") {
 		t.Errorf("log: %s", log.String())
 	}
+}
+
+// When a shard's slot moves to another master, Redis unsubscribes the
+// tier's connection (sunsubscribe): the tier empties, and subscribes again
+// on the slot's new master.
+func TestNear_SlotMoveEmptiesTheTierAndFollowsTheSlot(t *testing.T) {
+	redistest.Run(t, []redistest.Backend{redistest.RealCluster}, func(t *testing.T, r *redistest.Redis) {
+		ctx := context.Background()
+		a := peer(t, r, Options{Prefix: "nmv:", NearBytes: 1 << 20, Shards: 2})
+		shards := *a.s.shards.Load()
+		// An entry in shard 1; shard 0's slot holds no key, so that it can
+		// move without a migration of keys.
+		var u string
+		for i := 0; ; i++ {
+			if u = fmt.Sprint("https://example.com/moved/", i); refOf(shards, u, "").sh.idx == 1 {
+				break
+			}
+		}
+		a.put(t, fresh(a, u, "x"), time.Hour, true)
+		if a.body(u, "") != "x" || a.stats().NearHits != 1 {
+			t.Fatal("no near hit")
+		}
+
+		cc := r.Client.(*redis.ClusterClient)
+		channel := shards[0].near
+		slot, err := cc.ClusterKeySlot(ctx, channel).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, err := cc.MasterForKey(ctx, channel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		ids := map[string]string{} // addr -> node ID
+		if err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			id, err := m.Do(ctx, "CLUSTER", "MYID").Text()
+			mu.Lock()
+			ids[m.Options().Addr] = id
+			mu.Unlock()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var to string
+		for addr, id := range ids {
+			if addr != from.Options().Addr {
+				to = id
+			}
+		}
+		if err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			return m.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", to).Err()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the tier to reset", func() bool { return a.s.near.resets.Load() > 0 })
+		if a.body(u, "") != "x" {
+			t.Fatal("Redis lost the entry")
+		}
+		subscribed := func() map[string]int64 {
+			got := map[string]int64{}
+			_ = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+				n, err := m.PubSubShardNumSub(ctx, channel).Result()
+				mu.Lock()
+				got[ids[m.Options().Addr]] = n[channel]
+				mu.Unlock()
+				return err
+			})
+			return got
+		}
+		eventually(t, "the tier to subscribe on the new master", func() bool {
+			got := subscribed()
+			return a.s.near.live() && got[to] == 1
+		})
+		if a.body(u, "") != "x" || a.body(u, "") != "x" || a.stats().NearHits < 2 {
+			t.Errorf("no near hit after the move: %+v", a.stats())
+		}
+	})
 }
