@@ -87,6 +87,7 @@ type Collector struct {
 type descs struct {
 	requests, notModified, stores, storeErrors, breakerOpen, breakerTrips, buffered *prometheus.Desc
 	entries, bytes, evictions, expired, capEntries, capBytes, storeUp, storeAge     *prometheus.Desc
+	nearLookups, nearEvictions, nearInvalidations, nearResets, nearBytes, nearLive  *prometheus.Desc
 }
 
 // New returns a Collector of store's figures; store may be nil (a store
@@ -150,6 +151,13 @@ func New(store StatsReader, opts Options) *Collector {
 		capBytes:     d("fleetcache_store_capacity_bytes", "The cache's capacity in bytes (max_bytes in <prefix>config)."),
 		storeUp:      d("fleetcache_store_stats_up", "1 when the last read of the store's figures succeeded, else 0."),
 		storeAge:     d("fleetcache_store_stats_age_seconds", "Age of the store's figures exported."),
+
+		nearLookups:       d("fleetcache_near_lookups_total", "Lookups in this process's near tier (rediscache Options.NearBytes), by result: hit, or miss (gone on to Redis).", "result"),
+		nearEvictions:     d("fleetcache_near_evictions_total", "Entries the near tier let go for its byte bound."),
+		nearInvalidations: d("fleetcache_near_invalidations_total", "Near entries dropped by announcements of changes made through any instance."),
+		nearResets:        d("fleetcache_near_resets_total", "Times the near tier was emptied because its subscription dropped."),
+		nearBytes:         d("fleetcache_near_bytes", "Bytes the near tier holds, weighed as for its bound."),
+		nearLive:          d("fleetcache_near_live", "1 while the near tier is subscribed and in use, else 0 (and 0 without one)."),
 	}
 	return c
 }
@@ -162,7 +170,8 @@ func (c *Collector) Watch(t *roundtrip.Transport) { c.t.Store(t) }
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	d := c.descs
 	for _, desc := range []*prometheus.Desc{d.requests, d.notModified, d.stores, d.storeErrors, d.breakerOpen, d.breakerTrips,
-		d.buffered, d.entries, d.bytes, d.evictions, d.expired, d.capEntries, d.capBytes, d.storeUp, d.storeAge} {
+		d.buffered, d.entries, d.bytes, d.evictions, d.expired, d.capEntries, d.capBytes, d.storeUp, d.storeAge,
+		d.nearLookups, d.nearEvictions, d.nearInvalidations, d.nearResets, d.nearBytes, d.nearLive} {
 		ch <- desc
 	}
 	c.requestDur.Describe(ch)
@@ -217,6 +226,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(d.expired, st.Expired)
 	gauge(d.capEntries, float64(st.MaxEntries))
 	gauge(d.capBytes, float64(st.MaxBytes))
+	counter(d.nearLookups, st.NearHits, "hit")
+	counter(d.nearLookups, st.NearMisses, "miss")
+	counter(d.nearEvictions, st.NearEvictions)
+	counter(d.nearInvalidations, st.NearInvalidations)
+	counter(d.nearResets, st.NearResets)
+	gauge(d.nearBytes, float64(st.NearBytes))
+	gauge(d.nearLive, boolGauge(st.NearLive))
 }
 
 // storeStats returns the store's figures, read again when the last attempt

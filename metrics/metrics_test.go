@@ -172,6 +172,13 @@ func TestCollector_ScrapeMatchesStats(t *testing.T) {
 			"fleetcache_store_capacity_entries":              1000,
 			"fleetcache_store_capacity_bytes":                float64(rediscache.DefaultMaxBytes),
 			"fleetcache_store_stats_up":                      1,
+			"fleetcache_near_lookups_total{result=hit}":      0, // no near tier
+			"fleetcache_near_lookups_total{result=miss}":     0,
+			"fleetcache_near_evictions_total":                0,
+			"fleetcache_near_invalidations_total":            0,
+			"fleetcache_near_resets_total":                   0,
+			"fleetcache_near_bytes":                          0,
+			"fleetcache_near_live":                           0,
 			"fleetcache_store_stats_age_seconds":             got["fleetcache_store_stats_age_seconds"],
 			"fleetcache_origin_requests_total{code=2xx}":     3 + 1, // fresh, etag, slow; POST
 			"fleetcache_origin_requests_total{code=3xx}":     1,     // the 304

@@ -31,6 +31,27 @@ func TestStore_Acceptance(t *testing.T) {
 	})
 }
 
+// And with a near tier, which must not change what the store answers.
+func TestStore_NearAcceptance(t *testing.T) {
+	redistest.Run(t, redistest.Real, func(t *testing.T, r *redistest.Redis) {
+		n := 0
+		storetest.Run(t, func(t *testing.T) storetest.Harness {
+			n++
+			f := newFixture(t, r, Options{Prefix: fmt.Sprintf("nacc%d:", n), NearBytes: 1 << 20})
+			return storetest.Harness{Store: f.s, Advance: func(d time.Duration) { f.advance(d) }}
+		})
+		storetest.RunFleet(t, func(t *testing.T) storetest.FleetHarness {
+			n++
+			opts := Options{Prefix: fmt.Sprintf("nfleet%d:", n), NearBytes: 1 << 20}
+			a, b := newFixture(t, r, opts), newFixture(t, r, opts)
+			return storetest.FleetHarness{A: a.s, B: b.s, Advance: func(d time.Duration) {
+				b.clock.Add(d)
+				a.advance(d)
+			}}
+		})
+	})
+}
+
 // And that of roundtrip.FleetStore: two stores on one Redis and prefix are
 // two processes of a fleet.
 func TestStore_FleetAcceptance(t *testing.T) {

@@ -25,4 +25,11 @@
 // operation is one script or pipeline within one hash slot and the same code
 // runs on a single server and on Redis Cluster. docs/store.md describes the
 // key layout, capacity tuning and the memory an entry costs.
+//
+// With Options.NearBytes, a store also keeps the responses it reads and
+// writes in process memory, bounded in bytes: a hot hit then costs no Redis
+// command. Every script that changes entries announces the change on its
+// shard's channel, and each store with such a tier listens, so that a
+// change made through any instance reaches every tier within milliseconds;
+// one whose subscription drops empties its tier until it is back.
 package rediscache

@@ -395,3 +395,40 @@ func ExampleStore_PurgeURL() {
 	fmt.Println(soft, hard)
 	// Output: 2 2
 }
+
+// With NearBytes, a store keeps the responses it reads and writes in
+// process memory too: a hot hit costs no Redis command, and every change
+// made through any store of the prefix reaches the tier through Redis
+// pub/sub. Near tells a hit from memory from one from Redis.
+func ExampleOptions_nearBytes() {
+	m := exampleRedis()
+	defer m.Close()
+	ctx := context.Background()
+	store, err := rediscache.Open(ctx, "redis://"+m.Addr(), rediscache.Options{Prefix: "orders:", NearBytes: 64 << 20})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer store.Close()
+	// The tier is used once its subscriptions are up (Stats.NearLive).
+	for st, _ := store.Stats(ctx); !st.NearLive; st, _ = store.Stats(ctx) {
+		time.Sleep(time.Millisecond)
+	}
+
+	resp := exampleResponse("https://api.example.com/orders/42", `{"id":42}`)
+	resp.RequestTime, resp.ResponseTime = time.Now(), time.Now()
+	if _, err := store.Put(ctx, resp, 10*time.Minute, true); err != nil {
+		fmt.Println(err)
+		return
+	}
+	got, _, _ := store.Get(ctx, resp.URL, "")
+	fmt.Println(string(got.Body), store.Near(got))
+
+	// A purge (through this store or any other) reaches the tier.
+	_ = store.Purge(ctx, resp.URL)
+	got, _, _ = store.Get(ctx, resp.URL, "")
+	fmt.Println(got == nil)
+	// Output:
+	// {"id":42} true
+	// true
+}

@@ -105,6 +105,11 @@ func (s *Store) Claim(ctx context.Context, url string, vary []string, variant st
 	if err != nil {
 		return nil, nil, lease, err
 	}
+	if s.near != nil && !stale {
+		if resp := s.nearGet(url, variant); resp != nil {
+			return resp, resp.Vary, lease, nil
+		}
+	}
 	r := refOf(shards, url, variant)
 	if !stale && s.touched.seen(r.id) {
 		// An entry this process read or stored lately is most likely

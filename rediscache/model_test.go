@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +56,57 @@ func TestStore_Model(t *testing.T) {
 	m.finish()
 	t.Logf("seed %d: %d steps, %d puts, %d hits, %d evictions, %d expired, %d retunes",
 		seed, m.steps, m.puts, m.hits, m.lastStats.Evictions, m.lastStats.Expired, m.retunes)
+}
+
+// TestStore_ModelNear runs the model with a small near tier in both stores:
+// after each step, once every store has heard the announcements of the
+// step's changes, a Get must still find the latest value written.
+func TestStore_ModelNear(t *testing.T) {
+	seed := *modelSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reproduce with: go test -run 'TestStore_ModelNear$' ./rediscache/ -seed=%d", seed)
+		}
+	})
+	opts := modelOpts
+	opts.NearBytes = 16 << 10
+	m := newModel(t, redistest.RealServer.Start(t), seed, opts)
+	for range 1500 {
+		m.step()
+	}
+	m.finish()
+	var near int64
+	for _, s := range m.stores {
+		near += s.near.hits.Load()
+	}
+	if near == 0 {
+		t.Error("no near hit")
+	}
+	t.Logf("seed %d: %d steps, %d puts, %d hits (%d from the near tiers)", seed, m.steps, m.puts, m.hits, near)
+}
+
+// settle waits until every store's near tier has heard every change
+// announced so far: the step's changes have then reached them all.
+func (m *model) settle() {
+	ctx := context.Background()
+	for i, sh := range m.shards() {
+		v, err := m.r.Client.HGet(ctx, sh.st, "ver").Int64()
+		if err != nil {
+			continue // nothing announced yet
+		}
+		for _, s := range m.stores {
+			deadline := time.Now().Add(10 * time.Second)
+			for s.near.seen[i].Load() < v {
+				if time.Now().After(deadline) {
+					m.t.Fatalf("step %d: shard %d's version %d did not reach a near tier", m.steps, i, v)
+				}
+				time.Sleep(time.Millisecond) // polling interval
+			}
+		}
+	}
 }
 
 // TestStore_ModelEvictingRedis runs the model on a Redis that evicts keys
@@ -242,8 +294,13 @@ func newModel(t *testing.T, r *redistest.Redis, seed uint64, opts Options) *mode
 		t.Cleanup(func() { _ = s.Close() })
 		m.stores[i] = s
 	}
-	if _, err := m.stores[0].load(context.Background()); err != nil {
-		t.Fatal(err)
+	for _, s := range m.stores {
+		if _, err := s.load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if s.near != nil {
+			eventually(t, "the near tier subscribed", s.near.live)
+		}
 	}
 	m.written = make([]int64, opts.Shards)
 	m.dead = map[string]deadMember{}
@@ -285,6 +342,9 @@ func (m *model) step() {
 		clear(m.entries)
 		m.mu.Unlock()
 	}
+	if m.opts.NearBytes > 0 {
+		m.settle()
+	}
 	m.verify()
 }
 
@@ -324,6 +384,14 @@ func (m *model) randomOp(i int) op {
 		return func(ctx context.Context) error {
 			r := response(u, body)
 			r.Vary, r.VaryValues, r.Tags = names, values, tags
+			if m.opts.NearBytes > 0 {
+				// Fresh for longer than any entry lives: the near tier
+				// keeps it.
+				now := m.clk.Now()
+				r.Header.Set("Cache-Control", "max-age=864000")
+				r.Header.Set("Date", now.Format(http.TimeFormat))
+				r.RequestTime, r.ResponseTime = now, now
+			}
 			m.mu.Lock()
 			m.puts++
 			m.written[sh]++

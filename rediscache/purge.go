@@ -56,10 +56,12 @@ func (s *Store) PurgeURL(ctx context.Context, url string, soft bool) (int64, err
 	if soft {
 		at := s.now().UnixMilli()
 		for cursor := ""; ; {
-			reply, err := softPurgeScript.Run(ctx, s.client, keys, urlHash, sh.entry, sh.vary, cursor, at).Slice()
+			reply, err := softPurgeScript.Run(ctx, s.client, keys, urlHash, sh.entry, sh.vary, cursor, at,
+				s.publish.Load(), sh.near).Slice()
 			if err != nil {
 				return n, fmt.Errorf("rediscache: soft purge: %w", redisfail.Classify(err))
 			}
+			s.heard(sh, atString(reply, 3))
 			cursor = atString(reply, 0)
 			n += atInt(reply, 1)
 			if cursor == "" {
@@ -68,12 +70,14 @@ func (s *Store) PurgeURL(ctx context.Context, url string, soft bool) (int64, err
 		}
 	}
 	for {
-		reply, err := purgeScript.Run(ctx, s.client, keys, urlHash, sh.entry, sh.vary).Int64Slice()
+		reply, err := purgeScript.Run(ctx, s.client, keys, urlHash, sh.entry, sh.vary,
+			s.publish.Load(), sh.near).Slice()
 		if err != nil {
 			return n, fmt.Errorf("rediscache: purge: %w", redisfail.Classify(err))
 		}
-		n += reply[1]
-		if reply[0] == 0 {
+		s.heard(sh, atString(reply, 2))
+		n += atInt(reply, 1)
+		if atInt(reply, 0) == 0 {
 			return n, nil
 		}
 	}
@@ -105,13 +109,15 @@ func (s *Store) PurgeTag(ctx context.Context, tags ...string) (int64, error) {
 			// As many batches as the sets held after the first, and no
 			// more: writers tagging entries meanwhile cannot keep it going.
 			for calls, limit := int64(0), int64(1); calls < limit; calls++ {
-				reply, err := purgeTagScript.Run(ctx, s.client, keys, sh.entry, sh.vary).Int64Slice()
+				reply, err := purgeTagScript.Run(ctx, s.client, keys, sh.entry, sh.vary,
+					s.publish.Load(), sh.near).Slice()
 				if err != nil {
 					return n, fmt.Errorf("rediscache: purge tag: %w", redisfail.Classify(err))
 				}
-				n += reply[1]
+				s.heard(sh, atString(reply, 2))
+				n += atInt(reply, 1)
 				if calls == 0 {
-					limit += (reply[0] + purgeBatch - 1) / purgeBatch
+					limit += (atInt(reply, 0) + purgeBatch - 1) / purgeBatch
 				}
 			}
 		}
@@ -135,10 +141,12 @@ func (s *Store) SoftPurgeTag(ctx context.Context, tags ...string) (int64, error)
 		for j := 0; j < len(hashes); j += 16 {
 			keys := []string{sh.lru, sh.ix, sh.st, sh.tg, sh.tag + hashes[j:j+16]}
 			for cursor := "0"; ; {
-				reply, err := softTagScript.Run(ctx, s.client, keys, sh.entry, sh.vary, cursor, at).Slice()
+				reply, err := softTagScript.Run(ctx, s.client, keys, sh.entry, sh.vary, cursor, at,
+					s.publish.Load(), sh.near).Slice()
 				if err != nil {
 					return n, fmt.Errorf("rediscache: soft purge tag: %w", redisfail.Classify(err))
 				}
+				s.heard(sh, atString(reply, 3))
 				cursor = atString(reply, 0)
 				n += atInt(reply, 1)
 				if cursor == "0" {
@@ -148,6 +156,15 @@ func (s *Store) SoftPurgeTag(ctx context.Context, tags ...string) (int64, error)
 		}
 	}
 	return n, nil
+}
+
+// heard applies a purge's announcement to this process's near tier at
+// once: the message reaches it through pub/sub too, a little later, and a
+// Get right after the purge must not find the entry here.
+func (s *Store) heard(sh *shard, msg string) {
+	if msg != "" && s.near != nil {
+		s.near.apply(sh.idx, msg, true)
+	}
 }
 
 // atInt and atString read a script's reply, a foreign one included,

@@ -25,12 +25,15 @@ import (
 //	     Stats), cursor (the LRU score where the expiry sweep resumes),
 //	     lexcursor (where the repair of lost lru members resumes), resummed
 //	     (while ix records lost by Redis are put back: how many ix held
-//	     after the last write)
+//	     after the last write), ver (the shard's version: see announce)
 //	tg   hash: member -> its tags' hashes (16 hex digits each, run
 //	     together), for the members that have tags
 //	t:<tag hash>  set: the members with that tag; its TTL is at least its
 //	     members' (their entries' TTL), so that no tag set outlives them
 //	     by more than its last member
+//	near pub/sub channel <prefix>near:{<prefix><s>}: every script that
+//	     removes, replaces or changes entries announces them there, once,
+//	     at its end (announce), for the near tiers of every instance
 //
 // The tag records of a member go with it in forget (and are replaced by a
 // write in putScript): the tag index never holds a member the index does
@@ -49,6 +52,9 @@ import (
 //     have been refused half way). Scripts that only delete start with
 //     deleting commands, which Redis allows when it is out of memory, so
 //     purges keep freeing memory.
+//   - Every removal of an entry goes through forget, and every script that
+//     changes entries calls announce before it returns, so that no change
+//     escapes the near tiers.
 //   - Numbers go to Redis through num, which writes integers as integers:
 //     Lua's own formatting gives "-0" for a negated zero and "1e+15" for large
 //     values, and Redis refuses both where it wants an integer.
@@ -125,10 +131,37 @@ local function untag(lru, m)
 	end
 end
 
+-- changed lists the members whose entries this script removed or replaced,
+-- for announce.
+local changed = {}
+
+-- note records that member m's entry changed (went, or was replaced or
+-- altered in place), for announce.
+local function note(m)
+	changed[#changed + 1] = m
+end
+
+-- announce tells the fleet's near tiers which entries this script changed:
+-- one message per script on the shard's near channel (cmd is PUBLISH or
+-- SPUBLISH, "" when the user may not publish), "<version> <member> ...".
+-- The version is the shard's, bumped here. (Were Redis to lose st, it
+-- would start again from 1: a listener that hears a version lower than one
+-- it heard before empties its tier.) It returns the version (0 when
+-- nothing was announced) and the message. A script that changes an entry
+-- in place notes its member and calls it too.
+local function announce(st, cmd, channel)
+	if cmd == '' or #changed == 0 then return 0, '' end
+	local v = redis.call('HINCRBY', st, 'ver', 1)
+	local msg = num(v) .. ' ' .. table.concat(changed, ' ')
+	redis.call(cmd, channel, msg)
+	return v, msg
+end
+
 -- forget removes m's entry, its index and tag records, and the URL's v: key
 -- with its last variant, and returns the size dropped. Every removal of an
--- entry goes through here.
+-- entry comes through here, so that announce tells the near tiers of it.
 local function forget(lru, ix, eprefix, vprefix, m)
+	note(m)
 	redis.call('UNLINK', eprefix .. m)
 	untag(lru, m)
 	local n = drop(lru, ix, m)
@@ -145,7 +178,7 @@ end
 -- already did. An entry it cannot change in place (expired, of format
 -- version 1, not ours) is forgotten. It returns 1 when it marked the entry
 -- stale and the size it dropped otherwise. Every change of an entry in
--- place goes through here.
+-- place goes through here, so that announce tells the near tiers of it.
 local function soften(lru, ix, eprefix, vprefix, m, at)
 	local e = eprefix .. m
 	local v = ''
@@ -161,6 +194,7 @@ local function soften(lru, ix, eprefix, vprefix, m, at)
 		at = (at - x) / 256
 	end
 	redis.call('SETRANGE', e, 4, table.concat(b) .. table.concat(c))
+	note(m)
 	return 1, 0
 end
 
@@ -218,17 +252,19 @@ const putEvictions = 100
 // limits; it then ends the URL's lease when it still holds the writer's
 // token, and announces the fill. It replaces the member's tag records with
 // the entry's tags, and keeps each tag's set at least as long as the
-// entry. A key of the wrong type fails it before it writes anything but
-// the removal of the entry it was to index.
+// entry. It announces the entries it replaced or removed to the near tiers
+// (announce). A key of the wrong type fails it before it writes anything
+// but the removal of the entry it was to index.
 //
 //	KEYS: entry, vary (v:), lru, ix, st, lease, tg
 //	ARGV: member, size of the value, ttl ms, score, max entries, max bytes,
 //	      Vary names (comma separated), entry key prefix, v: key prefix,
 //	      publish command ("" = none), fill channel, max variants per URL,
-//	      lease token ("" = not the holder), tag hashes (run together)
+//	      lease token ("" = not the holder), tag hashes (run together),
+//	      near channel
 //
-// It returns 1 when the entry is kept, 0 when the write's own eviction
-// removed it.
+// It returns {1 when the entry is kept, 0 when the write's own eviction
+// removed it; the shard's version after the write (0 when not announced)}.
 var putScript = redis.NewScript(luaLib + `
 local entry, vary, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local member, size, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -267,6 +303,7 @@ else
 	end
 end
 bytes = bytes - drop(lru, ix, member) + size
+note(member)
 redis.call('ZADD', lru, ARGV[4], member)
 redis.call('ZADD', ix, 0, member .. ':' .. size)
 untag(lru, member)
@@ -388,13 +425,14 @@ redis.call('HSET', st, 'bytes', num(bytes), 'cursor', cursor, 'lexcursor', lexcu
 if repairing then redis.call('HSET', st, 'resummed', num(redis.call('ZCARD', ix))) end
 add(st, 'expired', expired)
 add(st, 'evictions', evicted)
+local ver = announce(st, ARGV[10], ARGV[15])
 -- The entry was the least valuable of a full shard (a heuristic one among
--- explicit ones) and went with the eviction: nothing to announce, and the
+-- explicit ones) and went with the eviction: no fill to announce, and the
 -- lease is left to its holder's release.
-if not redis.call('ZSCORE', lru, member) then return 0 end
+if not redis.call('ZSCORE', lru, member) then return {0, ver} end
 if ARGV[13] ~= '' and redis.call('GET', KEYS[6]) == ARGV[13] then redis.call('DEL', KEYS[6]) end
 if ARGV[10] ~= '' then redis.call(ARGV[10], ARGV[11], string.sub(member, 18)) end
-return 1
+return {1, ver}
 `)
 
 // deleteScript deletes one entry and its index records. With a SHA-1 in
@@ -403,7 +441,8 @@ return 1
 // place meanwhile.
 //
 //	KEYS: entry, lru, ix, st
-//	ARGV: member, entry key prefix, v: key prefix, SHA-1 of the value or ""
+//	ARGV: member, entry key prefix, v: key prefix, SHA-1 of the value or "",
+//	      publish command ("" = none), near channel
 var deleteScript = redis.NewScript(luaLib + `
 local entry, lru, ix, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
@@ -413,6 +452,7 @@ if ARGV[4] ~= '' then
 	if not v or redis.sha1hex(v) ~= ARGV[4] then return 0 end
 end
 add(st, 'bytes', -forget(lru, ix, ARGV[2], ARGV[3], ARGV[1]))
+announce(st, ARGV[5], ARGV[6])
 return 1
 `)
 
@@ -421,11 +461,13 @@ return 1
 const purgeBatch = 100
 
 // purgeScript deletes up to purgeBatch variants of one URL, found in ix, and
-// returns how many it still has and how many of those it deleted were there
-// (not expired unswept); Purge calls it until none.
+// returns how many it still has, how many of those it deleted were there
+// (not expired unswept) and the near tiers' message; Purge calls it until
+// none.
 //
 //	KEYS: lru, ix, st
-//	ARGV: url hash, entry key prefix, v: key prefix
+//	ARGV: url hash, entry key prefix, v: key prefix, publish command
+//	      ("" = none), near channel
 var purgeScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
@@ -454,16 +496,19 @@ if redis.call('ZCARD', ix) ~= redis.call('ZCARD', lru) then
 end
 redis.call('UNLINK', vprefix .. url)
 add(st, 'bytes', -bytes)
-return {redis.call('ZLEXCOUNT', ix, lo, hi), removed}
+local _, msg = announce(st, ARGV[4], ARGV[5])
+return {redis.call('ZLEXCOUNT', ix, lo, hi), removed, msg}
 `)
 
 // softPurgeScript marks up to purgeBatch variants of one URL stale (see
 // soften), walking ix from a cursor (the last record of the previous call,
 // "" at first), and returns the next cursor ("" when done), how many it
-// marked and how many it removed (entries it could not mark).
+// marked, how many it removed (entries it could not mark) and the near
+// tiers' message.
 //
 //	KEYS: lru, ix, st
-//	ARGV: url hash, entry key prefix, v: key prefix, cursor, now (Unix ms)
+//	ARGV: url hash, entry key prefix, v: key prefix, cursor, now (Unix ms),
+//	      publish command ("" = none), near channel
 var softPurgeScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
@@ -494,16 +539,19 @@ end
 add(st, 'bytes', -bytes)
 local cursor = ''
 if #recs == ` + strconv.Itoa(purgeBatch) + ` then cursor = recs[#recs] end
-return {cursor, marked, removed}
+local _, msg = announce(st, ARGV[6], ARGV[7])
+return {cursor, marked, removed, msg}
 `)
 
 // purgeTagScript deletes up to purgeBatch members of a shard's tag sets
 // (every entry with one of the tags), and returns how many members the
-// sets still hold and how many of the entries it deleted were there (not
-// expired unswept); PurgeTag calls it until none.
+// sets still hold, how many of the entries it deleted were there (not
+// expired unswept) and the near tiers' message; PurgeTag calls it until
+// none.
 //
 //	KEYS: lru, ix, st, tg, the tags' sets (t: keys)
-//	ARGV: entry key prefix, v: key prefix
+//	ARGV: entry key prefix, v: key prefix, publish command ("" = none),
+//	      near channel
 var purgeTagScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
 local types = {lru, 'zset', ix, 'zset', st, 'hash', KEYS[4], 'hash'}
@@ -527,16 +575,19 @@ end
 add(st, 'bytes', -bytes)
 local left = 0
 for i = 5, #KEYS do left = left + redis.call('SCARD', KEYS[i]) end
-return {left, removed}
+local _, msg = announce(st, ARGV[3], ARGV[4])
+return {left, removed, msg}
 `)
 
 // softTagScript marks stale up to purgeBatch members of one tag set (see
 // soften), from an SSCAN cursor ("0" at first), and returns the next
-// cursor ("0" when done), how many it marked and how many it removed.
-// SSCAN may return a member twice: marking again changes nothing.
+// cursor ("0" when done), how many it marked, how many it removed and the
+// near tiers' message. SSCAN may return a member twice: marking again
+// changes nothing.
 //
 //	KEYS: lru, ix, st, tg, the tag's set
-//	ARGV: entry key prefix, v: key prefix, cursor, now (Unix ms)
+//	ARGV: entry key prefix, v: key prefix, cursor, now (Unix ms), publish
+//	      command ("" = none), near channel
 var softTagScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', KEYS[4], 'hash', KEYS[5], 'set'})
@@ -555,7 +606,8 @@ for _, m in ipairs(scan[2]) do
 	bytes = bytes + n
 end
 add(st, 'bytes', -bytes)
-return {scan[1], marked, removed}
+local _, msg = announce(st, ARGV[5], ARGV[6])
+return {scan[1], marked, removed, msg}
 `)
 
 // clearScript deletes up to ARGV[3] entries of a shard, oldest first, and
@@ -564,7 +616,8 @@ return {scan[1], marked, removed}
 // never blocks on one long script.
 //
 //	KEYS: lru, ix, st
-//	ARGV: entry key prefix, v: key prefix, batch size
+//	ARGV: entry key prefix, v: key prefix, batch size, publish command
+//	      ("" = none), near channel
 var clearScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
@@ -583,6 +636,7 @@ local left = redis.call('ZCARD', lru) + redis.call('ZCARD', ix)
 -- Tag records of members Redis dropped from both lru and ix (an evicting
 -- maxmemory-policy) go with the rest; their sets expire by TTL.
 if left == 0 then redis.call('UNLINK', tagKeys(lru)) end
+announce(st, ARGV[4], ARGV[5])
 return left
 `)
 
@@ -594,7 +648,8 @@ const trimBatch = 500
 // another batch can evict more.
 //
 //	KEYS: lru, ix, st
-//	ARGV: max entries, max bytes, entry key prefix, v: key prefix
+//	ARGV: max entries, max bytes, entry key prefix, v: key prefix, publish
+//	      command ("" = none), near channel
 var trimScript = redis.NewScript(luaLib + `
 local lru, ix, st = KEYS[1], KEYS[2], KEYS[3]
 local err = wrongType({lru, 'zset', ix, 'zset', st, 'hash', tagKeys(lru), 'hash'})
@@ -606,6 +661,7 @@ if evicted > 0 then
 	redis.call('HSET', st, 'bytes', num(bytes))
 	add(st, 'evictions', evicted)
 end
+announce(st, ARGV[5], ARGV[6])
 -- Still over, and evicting: another batch may help. Nothing evicted means
 -- lru is empty (an evicting Redis dropped it): another call could not help.
 if evicted > 0 and (redis.call('ZCARD', lru) > maxn or bytes > maxb) then return 1 end

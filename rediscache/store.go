@@ -1,6 +1,7 @@
 package rediscache
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -64,6 +65,14 @@ type Options struct {
 	// chooses the values of a Vary'd header can make the cache hold for
 	// one URL.
 	MaxVariants int
+	// NearBytes bounds a tier in process memory in front of Redis, in
+	// bytes; 0 (the default) means none. It holds responses this process
+	// read or wrote, serves a hit without a Redis command, and stays
+	// coherent with the fleet through the announcements every change makes
+	// on the shards' near channels (see docs/store.md, "The near tier"). It
+	// needs pub/sub: with a Ring, or a Redis user that may not publish under
+	// the prefix, it stays empty.
+	NearBytes int64
 	// Logger receives the few events worth logging, such as a Redis user
 	// that may not publish under the prefix, or options that the config
 	// already in Redis overrides; nil means slog.Default().
@@ -97,7 +106,7 @@ func (o Options) withDefaults() (Options, error) {
 	if err := checkPrefix(o.Prefix); err != nil {
 		return o, err
 	}
-	if o.MaxEntries < 0 || o.MaxBytes < 0 || o.MaxVariants < 0 || o.Shards < 0 || o.Shards > maxShards {
+	if o.MaxEntries < 0 || o.MaxBytes < 0 || o.MaxVariants < 0 || o.NearBytes < 0 || o.Shards < 0 || o.Shards > maxShards {
 		return o, fmt.Errorf("rediscache: negative capacity or shards outside 1..%d in options", maxShards)
 	}
 	if o.MaxEntries == 0 {
@@ -145,6 +154,7 @@ type Store struct {
 	subs    *subscriptions
 	now     func() time.Time
 	touched touchSet
+	near    *near // nil without Options.NearBytes
 
 	loadMu sync.Mutex
 	shards atomic.Pointer[[]shard] // fixed once read: the key layout
@@ -170,6 +180,8 @@ type shard struct {
 	entry, vary, lock, hfm, fill string // prefixes, followed by the URL hash
 	tag                          string // prefix of the tag sets, followed by the tag hash
 	lru, ix, st, tg              string
+	near                         string // the channel announcing its changes
+	idx                          int
 }
 
 // layout returns the key names of n shards.
@@ -194,6 +206,8 @@ func newShard(prefix string, s int) shard {
 		ix:    prefix + "ix:" + tag,
 		st:    prefix + "st:" + tag,
 		tg:    prefix + "tg:" + tag,
+		near:  prefix + "near:" + tag,
+		idx:   s,
 	}
 }
 
@@ -210,6 +224,11 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	s.publish.Store(s.pubsub.command())
 	s.subs = newSubscriptions(client, s.pubsub)
 	s.life, s.stop = context.WithCancel(context.Background())
+	if opts.NearBytes > 0 {
+		if s.near, err = newNear(opts.NearBytes); err != nil {
+			return nil, fmt.Errorf("rediscache: near tier: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -339,7 +358,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.stop()
+	if s.near != nil {
+		s.closeNear() // ends the receive loops that bg waits for
+	}
 	s.bg.Wait()
+	if s.near != nil {
+		s.near.cache.StopAllGoroutines()
+	}
 	err := s.subs.close()
 	if s.owned {
 		err = errors.Join(err, s.client.Close())
@@ -381,6 +406,13 @@ func (s *Store) load(ctx context.Context) ([]shard, error) {
 	shards := s.seed
 	if c.shards != len(shards) {
 		shards = layout(s.opts.Prefix, c.shards)
+	}
+	switch {
+	case s.near != nil && s.publish.Load() != "":
+		s.subscribeNear(shards)
+	case s.near != nil:
+		s.opts.Logger.Warn("rediscache: the near tier stays empty: it needs pub/sub (a Client or ClusterClient, and a user that may publish under the prefix)",
+			"prefix", s.opts.Prefix)
 	}
 	s.limits.Store(c.perShard(s.now()))
 	s.shards.Store(&shards)
@@ -533,7 +565,7 @@ func (s *Store) trim(ctx context.Context) error {
 		sh := &shards[i]
 		for {
 			over, err := trimScript.Run(ctx, s.client, []string{sh.lru, sh.ix, sh.st},
-				lim.maxEntries, lim.maxBytes, sh.entry, sh.vary).Int64()
+				lim.maxEntries, lim.maxBytes, sh.entry, sh.vary, s.publish.Load(), sh.near).Int64()
 			if err != nil {
 				return fmt.Errorf("rediscache: trim: %w", redisfail.Classify(err))
 			}
@@ -655,6 +687,11 @@ func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Resp
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.near != nil {
+		if resp := s.nearGet(url, variant); resp != nil {
+			return resp, resp.Vary, nil
+		}
+	}
 	r := refOf(shards, url, variant)
 	resp, err = s.read(ctx, r, url, variant)
 	if err != nil || resp != nil {
@@ -672,17 +709,38 @@ func (s *Store) Get(ctx context.Context, url, variant string) (resp *policy.Resp
 
 // read returns the response stored for url and variant under r, or nil. A
 // hit costs one GET. The LRU touch rides along in a pipeline at most once a
-// second per entry (EVALSHA: the script is loaded once).
+// second per entry (EVALSHA: the script is loaded once). With a near tier,
+// the shard's version is read first in the same pipeline and the response
+// kept in the tier with it.
 func (s *Store) read(ctx context.Context, r ref, url, variant string) (*policy.Response, error) {
-	var get *redis.StringCmd
-	if now := s.now(); s.touched.due(r.id, now) {
+	now := s.now()
+	touch := s.touched.due(r.id, now)
+	keep := s.near != nil && s.near.live()
+	var gen uint64
+	if keep {
+		gen = s.near.gen.Load()
+	}
+	var get, ver *redis.StringCmd
+	var pttl *redis.DurationCmd
+	if touch || keep {
 		pipe := s.client.Pipeline()
+		if keep {
+			// Before the GET: a change between the two makes the entry
+			// look older than it is, never newer.
+			ver = pipe.HGet(ctx, r.sh.st, "ver")
+		}
 		get = pipe.Get(ctx, r.entry)
+		if keep {
+			pttl = pipe.PTTL(ctx, r.entry)
+		}
+		var t *redis.Cmd
 		ms := now.UnixMilli()
 		keys := []string{r.sh.lru}
-		touch := touchScript.EvalSha(ctx, pipe, keys, r.member(), ms, ms+explicitScore)
-		_, _ = pipe.Exec(ctx) // the GET's error is checked below; the touch is best effort
-		if redis.HasErrorPrefix(touch.Err(), "NOSCRIPT") {
+		if touch {
+			t = touchScript.EvalSha(ctx, pipe, keys, r.member(), ms, ms+explicitScore)
+		}
+		_, _ = pipe.Exec(ctx) // the GET's error is checked below; the rest is best effort
+		if t != nil && redis.HasErrorPrefix(t.Err(), "NOSCRIPT") {
 			// Once per server: Run loads the script.
 			_ = touchScript.Run(ctx, s.client, keys, r.member(), ms, ms+explicitScore).Err()
 		}
@@ -695,7 +753,16 @@ func (s *Store) read(ctx context.Context, r ref, url, variant string) (*policy.R
 	case err != nil:
 		return nil, fmt.Errorf("rediscache: get: %w", redisfail.Classify(err))
 	}
-	return s.entryOf(ctx, r, url, variant, get.Val())
+	resp, err := s.entryOf(ctx, r, url, variant, get.Val())
+	if keep && resp != nil {
+		v, _ := strconv.ParseInt(ver.Val(), 10, 64) // none (or garbage): 0, kept nowhere
+		// The tier holds a copy (sharing header and body, which nobody
+		// changes): Near tells the one the caller got, read from Redis,
+		// from those the tier serves.
+		kept := *resp
+		s.near.keep(r.id, r.sh.idx, gen, v, s.nearEntryOf(r, &kept, variant, len(get.Val())), now, pttl.Val())
+	}
+	return resp, err
 }
 
 func respVary(r *policy.Response) []string {
@@ -775,12 +842,16 @@ func (s *Store) put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 	sh, uh := r.sh, r.member()[:16]
 	keys := []string{r.entry, r.vary(), sh.lru, sh.ix, sh.st, sh.lock + uh, sh.tg}
 	args := []any{r.member(), len(val), ttl.Milliseconds(), score, lim.maxEntries, lim.maxBytes,
-		names, sh.entry, sh.vary, s.publish.Load(), sh.fill + uh, s.opts.MaxVariants, token, tagHashes(resp.Tags)}
+		names, sh.entry, sh.vary, s.publish.Load(), sh.fill + uh, s.opts.MaxVariants, token, tagHashes(resp.Tags), sh.near}
+	var gen uint64
+	if s.near != nil {
+		gen = s.near.gen.Load()
+	}
 	// The value goes by a plain SET, and the script that indexes it runs
 	// in the same transaction (putScript says why). A Redis that lost its
 	// scripts (a restart) answers NOSCRIPT to the first attempt: the
 	// second sends the script itself.
-	var n int64
+	var reply []any
 	for _, eval := range []func(ctx context.Context, c redis.Scripter, keys []string, args ...any) *redis.Cmd{putScript.EvalSha, putScript.Eval} {
 		var index *redis.Cmd
 		_, err = s.client.TxPipelined(ctx, func(tx redis.Pipeliner) error {
@@ -789,7 +860,7 @@ func (s *Store) put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 			return nil
 		})
 		if !redis.HasErrorPrefix(err, "NOSCRIPT") {
-			n, _ = index.Int64()
+			reply, _ = index.Slice()
 			break
 		}
 	}
@@ -797,6 +868,17 @@ func (s *Store) put(ctx context.Context, resp *policy.Response, ttl time.Duratio
 		return false, fmt.Errorf("rediscache: put: %w", redisfail.Classify(err))
 	}
 	s.touched.mark(r.id, now) // the write set the score just now
+	if len(reply) != 2 {
+		return false, redisfail.Refuse("REPLY", fmt.Errorf("rediscache: put: a reply of %d values", len(reply)))
+	}
+	n, _ := reply[0].(int64)
+	if ver, _ := reply[1].(int64); n == 1 && s.near != nil {
+		// The caller keeps resp, and may change it: the tier holds a copy
+		// of its own, body included.
+		own := resp.Clone()
+		own.Body = bytes.Clone(resp.Body)
+		s.near.keep(r.id, sh.idx, gen, ver, s.nearEntryOf(r, own, variantOf(resp), len(val)), now, ttl)
+	}
 	return n == 1, nil
 }
 
@@ -814,9 +896,13 @@ func (s *Store) Delete(ctx context.Context, url, variant string) error {
 func (s *Store) delete(ctx context.Context, r ref, digest string) error {
 	sh := r.sh
 	err := deleteScript.Run(ctx, s.client,
-		[]string{r.entry, sh.lru, sh.ix, sh.st}, r.member(), sh.entry, sh.vary, digest).Err()
+		[]string{r.entry, sh.lru, sh.ix, sh.st}, r.member(), sh.entry, sh.vary, digest, s.publish.Load(), sh.near).Err()
 	if err != nil {
 		return fmt.Errorf("rediscache: delete: %w", redisfail.Classify(err))
+	}
+	if s.near != nil && digest == "" {
+		// The announcement reaches this process too, a little later.
+		s.near.cache.Invalidate(r.id)
 	}
 	return nil
 }
@@ -843,7 +929,7 @@ func (s *Store) Clear(ctx context.Context) error {
 		sh := &shards[i]
 		for {
 			left, err := clearScript.Run(ctx, s.client,
-				[]string{sh.lru, sh.ix, sh.st}, sh.entry, sh.vary, clearBatch).Int64()
+				[]string{sh.lru, sh.ix, sh.st}, sh.entry, sh.vary, clearBatch, s.publish.Load(), sh.near).Int64()
 			if err != nil {
 				return fmt.Errorf("rediscache: clear: %w", redisfail.Classify(err))
 			}
@@ -851,6 +937,9 @@ func (s *Store) Clear(ctx context.Context) error {
 				break
 			}
 		}
+	}
+	if s.near != nil {
+		s.near.empty() // the announcements reach this process too, a little later
 	}
 	return nil
 }
@@ -870,6 +959,17 @@ type Stats struct {
 	// without &<prefix>*): other processes waiting on its fetches then
 	// poll for them.
 	FillNotices bool
+	// The near tier's figures in this process (Options.NearBytes); zero
+	// without one. NearHits and NearMisses count the lookups it answered
+	// and those that went on to Redis; NearEvictions the entries it let go
+	// for its byte bound; NearInvalidations the entries announcements of
+	// changes dropped; NearResets the times it was emptied because its
+	// subscription dropped (or a message made no sense); NearBytes what
+	// it holds now (weighed as for the bound), and NearLive whether it is
+	// subscribed and in use.
+	NearHits, NearMisses, NearEvictions, NearInvalidations, NearResets int64
+	NearBytes                                                          int64
+	NearLive                                                           bool
 }
 
 // Stats reads the figures: the shards' (ShardStats), then the config.
@@ -883,6 +983,11 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("rediscache: stats: %w", err)
 	}
 	st := Stats{MaxEntries: c.maxEntries, MaxBytes: c.maxBytes, Shards: len(shards), FillNotices: s.publish.Load() != ""}
+	if n := s.near; n != nil {
+		st.NearHits, st.NearMisses, st.NearEvictions = n.hits.Load(), n.misses.Load(), n.evictions.Load()
+		st.NearInvalidations, st.NearResets = n.invalidations.Load(), n.resets.Load()
+		st.NearBytes, st.NearLive = int64(n.cache.WeightedSize()), n.live()
+	}
 	for _, sh := range shards {
 		st.Entries += sh.Entries
 		st.Bytes += sh.Bytes

@@ -394,7 +394,11 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		switch reuse.Action {
 		case policy.Serve:
 			t.stats.hits.Add(1)
-			return t.serve(&rq, stored, reuse.Age, policy.CacheStatus{Hit: true, TTL: reuse.TTL, HasTTL: true, Detail: reuse.Detail}), nil
+			detail := reuse.Detail
+			if n, ok := t.store.(nearer); ok && detail == "" && n.Near(stored) {
+				detail = "near"
+			}
+			return t.serve(&rq, stored, reuse.Age, policy.CacheStatus{Hit: true, TTL: reuse.TTL, HasTTL: true, Detail: detail}), nil
 		case policy.ServeStale:
 			t.stats.hits.Add(1)
 			t.stats.staleServed.Add(1)
@@ -721,6 +725,14 @@ func (t *Transport) probe(ctx context.Context, slow func(ctx context.Context) bo
 // is large enough to explain it.
 type sizer interface {
 	Size(ctx context.Context, url, variant string) (int64, error)
+}
+
+// nearer is implemented by stores with a tier in process memory in front of
+// the shared one (rediscache with Options.NearBytes): Near reports whether a
+// response that Get or Claim just returned came from that tier, and the
+// hit's Cache-Status then says detail=near.
+type nearer interface {
+	Near(resp *policy.Response) bool
 }
 
 // serve builds the caller's response from a stored one: its own header map

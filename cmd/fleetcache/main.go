@@ -130,6 +130,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Prefix, "prefix", "", "`prefix` of every Redis key of this cache; instances sharing it share the cache (default: fleetcache:<hash of the upstream URL>:)")
 	fs.BoolVar(&cfg.Private, "private", false, "be a private (single-user) cache, which may store responses marked private")
 	fs.Int64Var(&cfg.MaxEntries, "max-entries", 0, "cache capacity in `entries`, seeded in Redis when the prefix has none yet (0: "+fmt.Sprint(rediscache.DefaultMaxEntries)+")")
+	fs.Int64Var(&cfg.NearBytes, "near-bytes", 0, "`bytes` of responses this process keeps in its own memory in front of Redis, kept coherent with the fleet through Redis pub/sub (0: none; see docs/store.md)")
 	fs.Int64Var(&cfg.MaxEntryBytes, "max-entry-bytes", 0, "largest body stored, in `bytes`; larger ones stream through uncached (0: 8 MiB)")
 	fs.Int64Var(&cfg.MaxBufferedBytes, "max-buffered-bytes", 0, fmt.Sprintf("most `bytes` of bodies held in memory at once, over all requests, while read for the store; past it responses stream through uncached (0: %d MiB)", roundtrip.DefaultMaxBufferedBytes>>20))
 	fs.BoolVar(&cfg.PassOverrideHeaders, "pass-override-headers", false, "forward X-HTTP-Method-Override, X-Original-URL, X-Forwarded-Scheme and the like (dropped by default); requests carrying one bypass the cache")

@@ -95,6 +95,7 @@ func TestParseConfig_FlagWinsOverEnvironment(t *testing.T) {
 		"FLEETCACHE_UPSTREAM":        "http://from-env",
 		"FLEETCACHE_PRIVATE":         "true",
 		"FLEETCACHE_MAX_ENTRY_BYTES": "1024",
+		"FLEETCACHE_NEAR_BYTES":      "65536",
 		"FLEETCACHE_LOG_LEVEL":       "debug",
 		"FLEETCACHE_VERSION":         "v9.9.9", // set by build systems; never read
 
@@ -111,7 +112,7 @@ func TestParseConfig_FlagWinsOverEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:2222" || cfg.Upstream != "http://from-env" || !cfg.Private ||
-		cfg.MaxEntryBytes != 1024 || level.String() != "DEBUG" || showVersion ||
+		cfg.MaxEntryBytes != 1024 || cfg.NearBytes != 65536 || level.String() != "DEBUG" || showVersion ||
 		cfg.MaxBufferedBytes != 4096 || !cfg.PassOverrideHeaders ||
 		cfg.ReadHeaderTimeout != time.Second || cfg.ReadTimeout != 2*time.Second || cfg.IdleTimeout != 3*time.Second ||
 		cfg.WriteTimeout != 40*time.Second || cfg.ResponseTimeout != 5*time.Second {

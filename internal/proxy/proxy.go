@@ -93,6 +93,9 @@ type Config struct {
 	// MaxEntries seeds the cache's capacity in Redis when it has none yet;
 	// 0 means the store's default.
 	MaxEntries int64
+	// NearBytes bounds the store's tier in process memory; 0 means none
+	// (rediscache.Options.NearBytes).
+	NearBytes int64
 	// MaxEntryBytes is the largest body stored; larger ones stream through
 	// uncached. 0 means the Transport's default.
 	MaxEntryBytes int64
@@ -179,6 +182,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.MaxEntries < 0 {
 		return nil, fmt.Errorf("%w: max entries %d is negative", ErrConfig, cfg.MaxEntries)
 	}
+	if cfg.NearBytes < 0 {
+		return nil, fmt.Errorf("%w: near bytes %d is negative", ErrConfig, cfg.NearBytes)
+	}
 	if cfg.MaxEntryBytes < 0 {
 		return nil, fmt.Errorf("%w: max entry bytes %d is negative", ErrConfig, cfg.MaxEntryBytes)
 	}
@@ -234,6 +240,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.store, err = rediscache.New(client, rediscache.Options{
 		Prefix:     s.prefix,
 		MaxEntries: cfg.MaxEntries,
+		NearBytes:  cfg.NearBytes,
 		Logger:     s.log,
 	})
 	if err != nil {

@@ -42,6 +42,7 @@ var impls = []impl{
 	{"floor", openFloor, false},
 	{"floor-redigo", openFloorRedigo, false},
 	{"fleetcache", openFleetcache, false},
+	{"fleetcache-near", openFleetcacheNear, false},
 	{"httpcache-memory", openHTTPCacheMemory, true},
 	{"httpcache", openHTTPCache, false},
 	{"httpcache-pool", openHTTPCachePool, false},

@@ -33,6 +33,9 @@ type Config struct {
 	// their defaults.
 	LeaseTimeout time.Duration
 	StoreTimeout time.Duration
+	// NearBytes gives the store a near tier (rediscache.Options.NearBytes);
+	// the child says Ready once it is subscribed.
+	NearBytes int64
 	// Middleware makes the child a replica of a service whose handler is
 	// behind package middleware: it serves on a loopback port, its callers
 	// send their requests there (as Host ServiceHost), and the handler
@@ -60,7 +63,15 @@ type Command struct {
 	// Panic makes a middleware member's handler panic instead of asking
 	// the origin, from this command on (until a command without it).
 	Panic bool
+	// Watch makes one caller GET URL again and again until a response is
+	// not a hit from the near tier (Cache-Status detail=near), at most
+	// WatchLimit: the Reply's one Result is that response, and Watched says
+	// what came before it.
+	Watch bool
 }
+
+// WatchLimit bounds a Watch command.
+const WatchLimit = 10 * time.Second
 
 // Reply answers one Command. The first Reply a child sends has Ready set and
 // nothing else: the child is connected and waits for commands.
@@ -68,6 +79,14 @@ type Reply struct {
 	Ready   bool
 	Results []Result
 	Stats   roundtrip.Stats // after the burst
+	Watched Watched         // for a Watch command
+}
+
+// Watched is what a Watch command saw before the response that was not a
+// hit.
+type Watched struct {
+	NearHits int       // hits with Cache-Status detail=near
+	MissAt   time.Time // when the first request that was not one was sent
 }
 
 // Result is what one caller got.
@@ -79,4 +98,5 @@ type Result struct {
 	Sum         string        // SHA-256 of the body, hex
 	Err         string        // the request or the body read failed
 	Latency     time.Duration // from the release of the burst to the end of the body
+	Done        time.Time     // when the body was read, by the wall clock
 }
