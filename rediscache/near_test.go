@@ -180,6 +180,23 @@ func TestNear_ChangesThroughAnotherStoreReachTheTier(t *testing.T) {
 				b.clock.Add(time.Minute) // the other entry is the more recent
 				b.put(t, fresh(b, u+"/other", "other"), time.Hour, true)
 			}, ""},
+			{"purge-by-tag", Options{}, func(t *testing.T, b *fixture, u string) {
+				if _, err := b.s.PurgeTag(ctx, "product"); err != nil {
+					t.Fatal(err)
+				}
+			}, ""},
+			// A soft purge leaves the entry in Redis, stale: the tier must
+			// give way to it.
+			{"soft-purge", Options{}, func(t *testing.T, b *fixture, u string) {
+				if _, err := b.s.PurgeURL(ctx, u, true); err != nil {
+					t.Fatal(err)
+				}
+			}, "old, soft-purged"},
+			{"soft-purge-by-tag", Options{}, func(t *testing.T, b *fixture, u string) {
+				if _, err := b.s.SoftPurgeTag(ctx, "product"); err != nil {
+					t.Fatal(err)
+				}
+			}, "old, soft-purged"},
 			{"trim", Options{Shards: 1}, func(t *testing.T, b *fixture, u string) {
 				b.clock.Add(time.Minute)
 				b.put(t, fresh(b, u+"/other", "other"), time.Hour, true)
@@ -197,12 +214,26 @@ func TestNear_ChangesThroughAnotherStoreReachTheTier(t *testing.T) {
 				opts.Prefix, opts.NearBytes = "nc"+c.name+":", 1<<20
 				a, b := peer(t, r, opts), peer(t, r, opts)
 				u := "https://example.com/" + c.name
-				a.put(t, fresh(a, u, "old"), time.Hour, true)
+				old := fresh(a, u, "old")
+				old.Tags = []string{"product"}
+				a.put(t, old, time.Hour, true)
 				if a.body(u, "") != "old" || a.stats().NearHits != 1 {
 					t.Fatal("no near hit before the change")
 				}
 				c.change(t, b, u)
-				eventually(t, "the change to reach the tier", func() bool { return a.body(u, "") == c.want })
+				eventually(t, "the change to reach the tier", func() bool {
+					resp, _, err := a.s.Get(ctx, u, "")
+					if err != nil {
+						t.Fatal(err)
+					}
+					switch {
+					case resp == nil:
+						return c.want == ""
+					case !resp.Purged.IsZero():
+						return c.want == string(resp.Body)+", soft-purged"
+					}
+					return c.want == string(resp.Body)
+				})
 				// Counted just after the drop, by the goroutine that heard it.
 				eventually(t, "an invalidation counted", func() bool { return a.stats().NearInvalidations > 0 })
 			})
