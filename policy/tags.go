@@ -135,17 +135,8 @@ func parseList(s string, fn func(v sfValue)) bool {
 			return false
 		}
 		fn(v)
-		p.skipOWS()
-		if p.i == len(p.s) {
-			return true
-		}
-		if p.peek() != ',' {
-			return false
-		}
-		p.i++
-		p.skipOWS()
-		if p.i == len(p.s) {
-			return false // trailing comma
+		if more, ok := p.next(); !more {
+			return ok
 		}
 	}
 	return true

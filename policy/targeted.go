@@ -170,19 +170,27 @@ func parseDict(s string, fn func(key string, v sfValue)) bool {
 			return false
 		}
 		fn(key, v)
-		p.skipOWS()
-		if p.i == len(p.s) {
-			return true
-		}
-		if p.peek() != ',' {
-			return false
-		}
-		p.i++
-		p.skipOWS()
-		if p.i == len(p.s) {
-			return false // trailing comma
+		if more, ok := p.next(); !more {
+			return ok
 		}
 	}
+}
+
+// next reads what follows a member of a List or a Dictionary (RFC 8941
+// §4.2.1, §4.2.2): more is true when a comma announces another member; ok
+// is false for anything else than that or the end of the field, a trailing
+// comma included.
+func (p *sfParser) next() (more, ok bool) {
+	p.skipOWS()
+	if p.i == len(p.s) {
+		return false, true
+	}
+	if p.peek() != ',' {
+		return false, false
+	}
+	p.i++
+	p.skipOWS()
+	return p.i < len(p.s), p.i < len(p.s)
 }
 
 // member parses an Item or an Inner List, with its parameters.
