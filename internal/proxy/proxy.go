@@ -288,7 +288,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.adminSrv = s.serve(s.adminLn, writes.apply(s.adminOnly(adm)), cfg)
 	}
-	s.srv = s.serve(s.ln, writes.apply(s.handler(upstream, cfg.UpstreamHost, cfg.PassOverrideHeaders, mainAdmin)), cfg)
+	s.srv = s.serve(s.ln, writes.apply(s.handler(upstream, cfg.UpstreamHost, cfg.PassOverrideHeaders, mainAdmin, root+"/purge")), cfg)
 	s.log.Info("fleetcache proxy listening", "listen", s.Addr(), "upstream", upstream.String(),
 		"redis", redact(s.redisURL), "embedded_redis", s.embedded != nil, "prefix", s.prefix,
 		"admin", s.AdminAddr()+root)
@@ -433,8 +433,10 @@ func DefaultPrefix(upstream *url.URL) string {
 }
 
 // handler answers the admin paths itself, unless adm is nil, and proxies
-// everything else to upstream, once the path's dot segments are resolved.
-func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, adm *admin) http.Handler {
+// everything else to upstream, once the path's dot segments are resolved,
+// except purge requests (PURGE, and purgePath when adm is nil), which it
+// refuses rather than hand the admin token to the upstream.
+func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, adm *admin, purgePath string) http.Handler {
 	overrides := policy.OverrideFields()
 	rp := &httputil.ReverseProxy{
 		// Rewrite, unlike Director, runs after the hop-by-hop fields
@@ -474,10 +476,14 @@ func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, ad
 		case !ok:
 		case adm != nil && (adm.owns(r.URL.Path) || r.Method == MethodPurge):
 			adm.ServeHTTP(w, r)
-		case r.Method == MethodPurge:
-			// Never the upstream's to see.
+		case r.Method == MethodPurge || r.URL.Path == purgePath:
+			// Never the upstream's to see: it may carry the admin token.
 			w.Header().Set("Cache-Control", "no-store")
-			http.Error(w, "fleetcache: send PURGE to the admin listener", http.StatusMethodNotAllowed)
+			status := http.StatusNotFound
+			if r.Method == MethodPurge {
+				status = http.StatusMethodNotAllowed
+			}
+			http.Error(w, "fleetcache: send purge requests to the admin listener", status)
 		default:
 			rp.ServeHTTP(w, withClientBody(r))
 		}

@@ -106,9 +106,11 @@ func (p *purger) authorized(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "fleetcache: purging over HTTP is off: start the proxy with -admin-token", http.StatusForbidden)
 		return false
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	sum := sha256.Sum256([]byte(got))
-	if !ok || subtle.ConstantTimeCompare(sum[:], p.token[:]) != 1 {
+	// The scheme is case-insensitive and followed by one or more spaces
+	// (RFC 9110 §11.4).
+	scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	sum := sha256.Sum256([]byte(strings.TrimLeft(got, " ")))
+	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], p.token[:]) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="fleetcache"`)
 		http.Error(w, "fleetcache: purge needs the admin token as Authorization: Bearer <token>", http.StatusUnauthorized)
 		return false

@@ -194,11 +194,27 @@ func TestProxy_PurgeOnTheAdminListener(t *testing.T) {
 	if a := do(t, proxy.MethodPurge, "http://"+p.Addr()+"/p/1", bearer(token)); a.status != http.StatusMethodNotAllowed {
 		t.Errorf("PURGE on the main listener: %d, want 405", a.status)
 	}
+	if a := post(t, "http://"+p.Addr()+"/.fleetcache/purge", `{"tags":["all"]}`, bearer(token)); a.status != http.StatusNotFound {
+		t.Errorf("POST purge on the main listener: %d, want 404", a.status)
+	}
 	a := post(t, "http://"+p.AdminAddr()+"/.fleetcache/purge", `{"tags":["all"]}`, bearer(token))
 	if a.status != http.StatusOK || !strings.Contains(a.body, `"entries": 1`) {
 		t.Errorf("purge on the admin listener: %d %q", a.status, a.body)
 	}
 	if n := o.others.Load(); n != 0 {
 		t.Errorf("the upstream saw %d purge requests", n)
+	}
+}
+
+func TestProxy_RFC9110_11_1_AuthSchemeIsCaseInsensitive(t *testing.T) {
+	o := newTaggedOrigin(t)
+	p := startProxy(t, proxy.Config{Upstream: o.URL, AdminToken: token})
+	base := "http://" + p.Addr()
+	for _, auth := range []string{"Bearer " + token, "bearer " + token, "BEARER " + token, "Bearer   " + token} {
+		get(t, base+"/p/1")
+		a := do(t, proxy.MethodPurge, base+"/p/1", http.Header{"Authorization": {auth}})
+		if a.status != http.StatusOK || !strings.Contains(a.body, `"entries": 1`) {
+			t.Errorf("PURGE with Authorization %q: %d %q, want 200 and 1 entry", auth, a.status, a.body)
+		}
 	}
 }
