@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -45,6 +46,32 @@ func TestTags_RFC9875_2_AtLeast32GroupsOf32Characters(t *testing.T) {
 	s := storedAt(shared, 200, "Cache-Groups", strings.Join(groups, ", "))
 	if len(s.Tags) != MaxTags || MaxTags < 32 || MaxTagLength < 32 {
 		t.Fatalf("%d tags kept of %d groups, MaxTags %d, MaxTagLength %d", len(s.Tags), len(groups), MaxTags, MaxTagLength)
+	}
+}
+
+func TestTags_RFC9875_2_GroupsKeptWhateverTheTagFieldsHold(t *testing.T) {
+	var keys, groups []string
+	for i := range 2 * MaxTags {
+		keys = append(keys, fmt.Sprint("key-", i))
+	}
+	for i := range 32 {
+		groups = append(groups, fmt.Sprintf(`"%032d"`, i))
+	}
+	s := storedAt(shared, 200, "Surrogate-Key", strings.Join(keys, " "), "Cache-Groups", strings.Join(groups, ", "))
+	if len(s.Tags) != MaxTags || s.Tags[0] != GroupTag("http://example.com", fmt.Sprintf("%032d", 0)) || s.Tags[31] != GroupTag("http://example.com", fmt.Sprintf("%032d", 31)) {
+		t.Errorf("tags %q, want the 32 groups first, then surrogate keys up to %d", s.Tags, MaxTags)
+	}
+}
+
+func TestTags_RFC9875_2_AGroupOfMaxTagLengthOnALongOrigin(t *testing.T) {
+	host := strings.Repeat("h", 200) + ".example"
+	group := strings.Repeat("g", MaxTagLength)
+	rq := shared.ParseRequest(newReq("GET", "http://"+host+"/p"))
+	s := shared.NewResponse(&rq, newResp(200, "Cache-Groups", `"`+group+`"`), nil, t0, t0)
+	post := newReq("POST", "http://"+host+"/cart")
+	inv := InvalidatedGroups(post, newResp(204, "Cache-Group-Invalidation", `"`+group+`"`))
+	if len(s.Tags) != 1 || !slices.Equal(s.Tags, inv) {
+		t.Errorf("stored tags %q, invalidated %q: want the same one group", s.Tags, inv)
 	}
 }
 
