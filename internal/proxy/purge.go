@@ -31,6 +31,12 @@ const purgeTimeout = 30 * time.Second
 // maxPurgeBody bounds the JSON of a purge request.
 const maxPurgeBody = 1 << 20
 
+// MaxPurgeItems bounds the URLs and tags of one purge request: each is a
+// purge of its own (a tag's walks every shard), so that 1 MB of them would
+// outlast purgeTimeout and leave undone work untold. A thousand take a few
+// seconds on a local Redis.
+const MaxPurgeItems = 1000
+
 // PurgeRequest is the JSON body of POST <admin path>/purge.
 type PurgeRequest struct {
 	// URLs are purged with every variant: absolute URLs as clients ask
@@ -174,6 +180,10 @@ func (p *purger) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(req.URLs) == 0 && len(req.Tags) == 0 {
 		http.Error(w, "fleetcache: purge: no urls and no tags", http.StatusBadRequest)
+		return
+	}
+	if n := len(req.URLs) + len(req.Tags); n > MaxPurgeItems {
+		http.Error(w, fmt.Sprintf("fleetcache: purge: %d urls and tags, at most %d per request: send several", n, MaxPurgeItems), http.StatusBadRequest)
 		return
 	}
 	keys := make([]string, len(req.URLs))

@@ -148,7 +148,8 @@ func TestProxy_PurgeAPI(t *testing.T) {
 			get(t, fmt.Sprintf("%s/p/%d", base, i))
 		}
 		api := base + "/.fleetcache/purge"
-		for _, bad := range []string{``, `{`, `{"url":["/p/1"]}`, `{}`, `{"urls":["p/1"]}`, `{"tags":[""]}`, `{"urls":"/p/1"}`} {
+		tooMany := `{"urls":["/p/1"], "tags":["a"` + strings.Repeat(`, "a"`, proxy.MaxPurgeItems-1) + `]}`
+		for _, bad := range []string{``, `{`, `{"url":["/p/1"]}`, `{}`, `{"urls":["p/1"]}`, `{"tags":[""]}`, `{"urls":"/p/1"}`, tooMany} {
 			if a := post(t, api, bad, bearer(token)); a.status != http.StatusBadRequest {
 				t.Errorf("POST %q: %d %q, want 400", bad, a.status, a.body)
 			}
