@@ -122,6 +122,7 @@ type Config struct {
 	// AdminToken, when set, lets a caller that sends it as
 	// "Authorization: Bearer <token>" purge: PURGE on a URL, and POST
 	// PATH/purge with a PurgeRequest. Without it purging over HTTP is off.
+	// Whitespace around it (a secret file's newline) is ignored.
 	AdminToken string
 	// TagFields names the response fields read for tags
 	// (roundtrip.Options.TagFields); nil means Cache-Tag and Surrogate-Key.
@@ -273,7 +274,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	m.Watch(s.rt)
 	adm := s.newAdmin(root, cfg.HealthPath, m)
-	adm.purge = &purger{s: s, token: sha256.Sum256([]byte(cfg.AdminToken)), on: cfg.AdminToken != "", upstream: upstream, upstreamHost: cfg.UpstreamHost}
+	// A field value loses its surrounding whitespace (RFC 9110 §5.5), so a
+	// token read with a file's newline could never match: it goes too.
+	token := strings.TrimSpace(cfg.AdminToken)
+	adm.purge = &purger{s: s, token: sha256.Sum256([]byte(token)), on: token != "", upstream: upstream, upstreamHost: cfg.UpstreamHost}
 
 	writes := writeLimits{
 		perWrite: cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout),

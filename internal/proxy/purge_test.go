@@ -219,3 +219,16 @@ func TestProxy_RFC9110_11_1_AuthSchemeIsCaseInsensitive(t *testing.T) {
 		}
 	}
 }
+
+func TestProxy_RFC9110_5_5_AdminTokenWithoutItsNewline(t *testing.T) {
+	o := newTaggedOrigin(t)
+	p := startProxy(t, proxy.Config{Upstream: o.URL, AdminToken: token + "\n"})
+	get(t, "http://"+p.Addr()+"/p/1")
+	if a := do(t, proxy.MethodPurge, "http://"+p.Addr()+"/p/1", bearer(token)); a.status != http.StatusOK {
+		t.Errorf("PURGE with the token a secret file ended with a newline: %d %q, want 200", a.status, a.body)
+	}
+	p = startProxy(t, proxy.Config{Upstream: o.URL, AdminToken: " \n"})
+	if a := do(t, proxy.MethodPurge, "http://"+p.Addr()+"/p/1", bearer("")); a.status != http.StatusForbidden {
+		t.Errorf("PURGE with a blank token configured: %d, want 403: purging off", a.status)
+	}
+}
