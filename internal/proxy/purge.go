@@ -135,10 +135,17 @@ func (p *purger) key(target, host string) (string, error) {
 	if u.Host != "" {
 		host = u.Host
 	}
+	return p.keyOf(u, host)
+}
+
+// keyOf is key for a request to u (its path and query) with Host host.
+// PURGE's own URL comes here unparsed again: its path may start with //,
+// which a parse would take for a host.
+func (p *purger) keyOf(u *url.URL, host string) (string, error) {
 	in := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}, Host: host, Header: http.Header{}}
 	in, ok := resolved(in)
 	if !ok {
-		return "", fmt.Errorf("%q: bad path", target)
+		return "", fmt.Errorf("%q: bad path", u.Path)
 	}
 	out := in.Clone(context.Background())
 	(&httputil.ProxyRequest{In: in, Out: out}).SetURL(p.upstream)
@@ -153,7 +160,7 @@ func (p *purger) serveMethod(w http.ResponseWriter, r *http.Request) {
 	if !p.authorized(w, r) {
 		return
 	}
-	k, err := p.key(r.URL.RequestURI(), r.Host)
+	k, err := p.keyOf(r.URL, r.Host)
 	if err != nil {
 		http.Error(w, "fleetcache: "+err.Error(), http.StatusBadRequest)
 		return

@@ -232,3 +232,16 @@ func TestProxy_RFC9110_5_5_AdminTokenWithoutItsNewline(t *testing.T) {
 		t.Errorf("PURGE with a blank token configured: %d, want 403: purging off", a.status)
 	}
 }
+
+func TestProxy_RFC9112_3_2_1_PurgeOfAPathThatStartsWithTwoSlashes(t *testing.T) {
+	o := newTaggedOrigin(t)
+	p := startProxy(t, proxy.Config{Upstream: o.URL, AdminToken: token})
+	_, body := rawGet(t, p.Addr(), "//p/1")
+	if !strings.Contains(body, "product") {
+		t.Fatalf("GET //p/1: %q", body)
+	}
+	_, a := rawDo(t, p.Addr(), proxy.MethodPurge, "//p/1", bearer(token))
+	if want := `"http://` + p.Addr() + `//p/1": 1`; !strings.Contains(a, want) {
+		t.Errorf("PURGE //p/1 answered %q, want %s: the path, not a host named p", a, want)
+	}
+}
