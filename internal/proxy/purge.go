@@ -142,7 +142,7 @@ func (p *purger) key(target, host string) (string, error) {
 // PURGE's own URL comes here unparsed again: its path may start with //,
 // which a parse would take for a host.
 func (p *purger) keyOf(u *url.URL, host string) (string, error) {
-	in := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}, Host: host, Header: http.Header{}}
+	in := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery, ForceQuery: u.ForceQuery}, Host: host, Header: http.Header{}}
 	in, ok := resolved(in)
 	if !ok {
 		return "", fmt.Errorf("%q: bad path", u.Path)

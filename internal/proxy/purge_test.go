@@ -233,15 +233,19 @@ func TestProxy_RFC9110_5_5_AdminTokenWithoutItsNewline(t *testing.T) {
 	}
 }
 
-func TestProxy_RFC9112_3_2_1_PurgeOfAPathThatStartsWithTwoSlashes(t *testing.T) {
+// PURGE purges the URL a GET of the same request target is stored under:
+// a path that starts with // is a path, not a host (RFC 9112 §3.2.1), and
+// an empty query is kept (RFC 3986 §6.2.3).
+func TestProxy_RFC9112_3_2_1_PurgeOfTheRequestTargetAsIs(t *testing.T) {
 	o := newTaggedOrigin(t)
 	p := startProxy(t, proxy.Config{Upstream: o.URL, AdminToken: token})
-	_, body := rawGet(t, p.Addr(), "//p/1")
-	if !strings.Contains(body, "product") {
-		t.Fatalf("GET //p/1: %q", body)
-	}
-	_, a := rawDo(t, p.Addr(), proxy.MethodPurge, "//p/1", bearer(token))
-	if want := `"http://` + p.Addr() + `//p/1": 1`; !strings.Contains(a, want) {
-		t.Errorf("PURGE //p/1 answered %q, want %s: the path, not a host named p", a, want)
+	for _, target := range []string{"//p/1", "/p/2?"} {
+		if _, body := rawGet(t, p.Addr(), target); !strings.Contains(body, "product") {
+			t.Fatalf("GET %s: %q", target, body)
+		}
+		_, a := rawDo(t, p.Addr(), proxy.MethodPurge, target, bearer(token))
+		if want := `"http://` + p.Addr() + target + `": 1`; !strings.Contains(a, want) {
+			t.Errorf("PURGE %s answered %q, want %s", target, a, want)
+		}
 	}
 }
