@@ -227,6 +227,7 @@ func (p *purger) purge(w http.ResponseWriter, r *http.Request, keys, tags []stri
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // for shells and jq: a URL's & as it is
 	if err := enc.Encode(res); err != nil {
 		p.s.log.Debug("writing a purge result", "err", err)
 	}
