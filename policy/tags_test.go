@@ -28,6 +28,7 @@ func TestTags_SurrogateKeysAndCacheGroups(t *testing.T) {
 		{"RFC 8941 §4.2: an invalid list is ignored whole", shared, []string{"Cache-Groups", `"a", "b`}, nil},
 		{"RFC 8941 §4.2: lines are joined", shared, []string{"Cache-Groups", `"a"`, "Cache-Groups", `"b"`}, []string{"http://example.com a", "http://example.com b"}},
 		{"RFC 8941 §4.2.1: trailing comma is invalid", shared, []string{"Cache-Groups", `"a",`}, nil},
+		{"an empty group names nothing", shared, []string{"Cache-Groups", `"", "a"`}, []string{"http://example.com a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
