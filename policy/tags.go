@@ -53,7 +53,7 @@ func (p *Policy) tags(h http.Header, rawURL string) []string {
 	if vs := h["Cache-Groups"]; len(vs) > 0 {
 		if u, err := url.Parse(rawURL); err == nil {
 			org := originOf(u)
-			for _, g := range Groups(vs) {
+			for _, g := range groupsUpTo(vs, MaxTags) {
 				add(GroupTag(org, g), g)
 			}
 		}
@@ -96,10 +96,27 @@ func InvalidatedGroups(r *http.Request, resp *http.Response) []string {
 	}
 	org := originOf(targetURL(r))
 	var out []string
-	for _, g := range Groups(vs) {
-		if t := GroupTag(org, g); g != "" && len(g) <= MaxTagLength && len(out) < MaxTags && !contains(out, t) {
-			out = append(out, t)
+	for _, g := range groupsUpTo(vs, MaxTags) {
+		out = append(out, GroupTag(org, g))
+	}
+	return out
+}
+
+// groupsUpTo is Groups keeping, of a valid field, the distinct groups that
+// can be tags (not empty, at most MaxTagLength bytes), at most max of
+// them: an origin's field of megabytes costs no more than max strings.
+func groupsUpTo(vs []string, max int) []string {
+	var out []string
+	ok := parseList(joinLines(vs), func(v sfValue) {
+		if v.kind != sfString || len(out) == max {
+			return
 		}
+		if g := unescape(v.str); g != "" && len(g) <= MaxTagLength && !contains(out, g) {
+			out = append(out, g)
+		}
+	})
+	if !ok {
+		return nil
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -142,5 +143,26 @@ func TestSoftPurge_TagsSurviveAFreshen(t *testing.T) {
 	fresh, _ := shared.Freshen(s, &http.Response{StatusCode: 304, Header: header("Etag", `"v1"`, "Cache-Tag", "b")}, t0, t0)
 	if !slices.Equal(fresh.Tags, []string{"b"}) {
 		t.Errorf("Tags after a 304 = %q, want the 304's", fresh.Tags)
+	}
+}
+
+// An origin's Cache-Groups of megabytes (Go's client reads 10 MB of
+// header) is parsed whole, as a list must be, but costs no more memory than
+// the MaxTags groups it keeps.
+func TestTags_RFC9875_2_AHugeCacheGroupsFieldCostsItsKeptGroupsOnly(t *testing.T) {
+	field := strings.Repeat(`"g", "h", `, 1<<20/10) + `"last"`
+	for name, parse := range map[string]func(){
+		"Cache-Groups": func() { storedAt(shared, 200, "Cache-Groups", field) },
+		"Cache-Group-Invalidation": func() {
+			InvalidatedGroups(newReq("POST", testURL), newResp(204, "Cache-Group-Invalidation", field))
+		},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		parse()
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > 4*uint64(len(field)) {
+			t.Errorf("%s of %d bytes allocated %d bytes", name, len(field), n)
+		}
 	}
 }
