@@ -60,7 +60,11 @@ func (p *Policy) tags(h http.Header, rawURL string) []string {
 	}
 	for _, name := range p.tagFields {
 		for _, v := range h[name] {
-			for _, t := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+			// A sequence, not a slice: a field of megabytes costs no memory.
+			for t := range strings.FieldsFuncSeq(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+				if len(out) == MaxTags {
+					break
+				}
 				add(t, t)
 			}
 		}

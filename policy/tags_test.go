@@ -146,13 +146,14 @@ func TestSoftPurge_TagsSurviveAFreshen(t *testing.T) {
 	}
 }
 
-// An origin's Cache-Groups of megabytes (Go's client reads 10 MB of
-// header) is parsed whole, as a list must be, but costs no more memory than
-// the MaxTags groups it keeps.
-func TestTags_RFC9875_2_AHugeCacheGroupsFieldCostsItsKeptGroupsOnly(t *testing.T) {
+// An origin's Cache-Groups or Surrogate-Key of megabytes (Go's client reads
+// 10 MB of header) costs no more memory than the MaxTags tags it keeps; a
+// Structured Fields list is still parsed whole, as it must be.
+func TestTags_AHugeFieldCostsOnlyTheTagsItKeeps(t *testing.T) {
 	field := strings.Repeat(`"g", "h", `, 1<<20/10) + `"last"`
 	for name, parse := range map[string]func(){
-		"Cache-Groups": func() { storedAt(shared, 200, "Cache-Groups", field) },
+		"Cache-Groups":  func() { storedAt(shared, 200, "Cache-Groups", field) },
+		"Surrogate-Key": func() { storedAt(shared, 200, "Surrogate-Key", field) },
 		"Cache-Group-Invalidation": func() {
 			InvalidatedGroups(newReq("POST", testURL), newResp(204, "Cache-Group-Invalidation", field))
 		},
