@@ -292,5 +292,5 @@ func ExamplePolicy_TagFields() {
 	}}
 	stored := p.NewResponse(&rq, resp, nil, time.Now(), time.Now())
 	fmt.Printf("%q %q\n", p.TagFields(), stored.Tags)
-	// Output: ["Surrogate-Key"] ["product-42" "listing" "https://shop.example catalog"]
+	// Output: ["Surrogate-Key"] ["https://shop.example catalog" "product-42" "listing"]
 }

@@ -38,8 +38,8 @@ type Response struct {
 	Vary       []string
 	VaryValues []string
 
-	// Tags are what a purge by tag finds the response by: its tag fields'
-	// tags and its Cache-Groups' GroupTags (see Options.TagFields), at
+	// Tags are what a purge by tag finds the response by: its Cache-Groups
+	// as GroupTags, then its tag fields' tags (see Options.TagFields), at
 	// most MaxTags.
 	Tags []string
 	// Purged is when a soft purge made the response stale, zero if none

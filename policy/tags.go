@@ -36,30 +36,36 @@ func GroupTag(origin, group string) string { return origin + " " + group }
 // (Cache-Groups aside), which a cache facing clients may strip.
 func (p *Policy) TagFields() []string { return p.tagFields }
 
-// tags returns the tags of a response to url with header h: each tag field's
-// space- or comma-separated tags, then its Cache-Groups as GroupTags, each
-// once, at most MaxTags.
+// tags returns the tags of a response to url with header h: its
+// Cache-Groups as GroupTags, then each tag field's space- or
+// comma-separated tags, each once, at most MaxTags. Groups come first, so
+// that however many tags the tag fields name, the 32 groups RFC 9875 §2
+// asks for are kept; a group's length is its name's, not its GroupTag's,
+// as InvalidatedGroups counts it, so that the origin's length takes
+// nothing from it.
 func (p *Policy) tags(h http.Header, rawURL string) []string {
 	var out []string
-	add := func(t string) {
-		if t != "" && len(t) <= MaxTagLength && len(out) < MaxTags && !contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	for _, name := range p.tagFields {
-		for _, v := range h[name] {
-			for _, t := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
-				add(t)
-			}
+	add := func(tag, name string) {
+		if name != "" && len(name) <= MaxTagLength && len(out) < MaxTags && !contains(out, tag) {
+			out = append(out, tag)
 		}
 	}
 	if vs := h["Cache-Groups"]; len(vs) > 0 {
 		if u, err := url.Parse(rawURL); err == nil {
 			org := originOf(u)
-			for _, g := range Groups(vs) {
-				if len(g) <= MaxTagLength {
-					add(GroupTag(org, g))
+			for _, g := range groupsUpTo(vs, MaxTags) {
+				add(GroupTag(org, g), g)
+			}
+		}
+	}
+	for _, name := range p.tagFields {
+		for _, v := range h[name] {
+			// A sequence, not a slice: a field of megabytes costs no memory.
+			for t := range strings.FieldsFuncSeq(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+				if len(out) == MaxTags {
+					break
 				}
+				add(t, t)
 			}
 		}
 	}
@@ -94,10 +100,27 @@ func InvalidatedGroups(r *http.Request, resp *http.Response) []string {
 	}
 	org := originOf(targetURL(r))
 	var out []string
-	for _, g := range Groups(vs) {
-		if t := GroupTag(org, g); len(g) <= MaxTagLength && len(out) < MaxTags && !contains(out, t) {
-			out = append(out, t)
+	for _, g := range groupsUpTo(vs, MaxTags) {
+		out = append(out, GroupTag(org, g))
+	}
+	return out
+}
+
+// groupsUpTo is Groups keeping, of a valid field, the distinct groups that
+// can be tags (not empty, at most MaxTagLength bytes), at most max of
+// them: an origin's field of megabytes costs no more than max strings.
+func groupsUpTo(vs []string, max int) []string {
+	var out []string
+	ok := parseList(joinLines(vs), func(v sfValue) {
+		if v.kind != sfString || len(out) == max {
+			return
 		}
+		if g := unescape(v.str); g != "" && len(g) <= MaxTagLength && !contains(out, g) {
+			out = append(out, g)
+		}
+	})
+	if !ok {
+		return nil
 	}
 	return out
 }

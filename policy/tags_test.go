@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +29,7 @@ func TestTags_SurrogateKeysAndCacheGroups(t *testing.T) {
 		{"RFC 8941 §4.2: an invalid list is ignored whole", shared, []string{"Cache-Groups", `"a", "b`}, nil},
 		{"RFC 8941 §4.2: lines are joined", shared, []string{"Cache-Groups", `"a"`, "Cache-Groups", `"b"`}, []string{"http://example.com a", "http://example.com b"}},
 		{"RFC 8941 §4.2.1: trailing comma is invalid", shared, []string{"Cache-Groups", `"a",`}, nil},
+		{"an empty group names nothing", shared, []string{"Cache-Groups", `"", "a"`}, []string{"http://example.com a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +48,32 @@ func TestTags_RFC9875_2_AtLeast32GroupsOf32Characters(t *testing.T) {
 	s := storedAt(shared, 200, "Cache-Groups", strings.Join(groups, ", "))
 	if len(s.Tags) != MaxTags || MaxTags < 32 || MaxTagLength < 32 {
 		t.Fatalf("%d tags kept of %d groups, MaxTags %d, MaxTagLength %d", len(s.Tags), len(groups), MaxTags, MaxTagLength)
+	}
+}
+
+func TestTags_RFC9875_2_GroupsKeptWhateverTheTagFieldsHold(t *testing.T) {
+	var keys, groups []string
+	for i := range 2 * MaxTags {
+		keys = append(keys, fmt.Sprint("key-", i))
+	}
+	for i := range 32 {
+		groups = append(groups, fmt.Sprintf(`"%032d"`, i))
+	}
+	s := storedAt(shared, 200, "Surrogate-Key", strings.Join(keys, " "), "Cache-Groups", strings.Join(groups, ", "))
+	if len(s.Tags) != MaxTags || s.Tags[0] != GroupTag("http://example.com", fmt.Sprintf("%032d", 0)) || s.Tags[31] != GroupTag("http://example.com", fmt.Sprintf("%032d", 31)) {
+		t.Errorf("tags %q, want the 32 groups first, then surrogate keys up to %d", s.Tags, MaxTags)
+	}
+}
+
+func TestTags_RFC9875_2_AGroupOfMaxTagLengthOnALongOrigin(t *testing.T) {
+	host := strings.Repeat("h", 200) + ".example"
+	group := strings.Repeat("g", MaxTagLength)
+	rq := shared.ParseRequest(newReq("GET", "http://"+host+"/p"))
+	s := shared.NewResponse(&rq, newResp(200, "Cache-Groups", `"`+group+`"`), nil, t0, t0)
+	post := newReq("POST", "http://"+host+"/cart")
+	inv := InvalidatedGroups(post, newResp(204, "Cache-Group-Invalidation", `"`+group+`"`))
+	if len(s.Tags) != 1 || !slices.Equal(s.Tags, inv) {
+		t.Errorf("stored tags %q, invalidated %q: want the same one group", s.Tags, inv)
 	}
 }
 
@@ -114,5 +143,27 @@ func TestSoftPurge_TagsSurviveAFreshen(t *testing.T) {
 	fresh, _ := shared.Freshen(s, &http.Response{StatusCode: 304, Header: header("Etag", `"v1"`, "Cache-Tag", "b")}, t0, t0)
 	if !slices.Equal(fresh.Tags, []string{"b"}) {
 		t.Errorf("Tags after a 304 = %q, want the 304's", fresh.Tags)
+	}
+}
+
+// An origin's Cache-Groups or Surrogate-Key of megabytes (Go's client reads
+// 10 MB of header) costs no more memory than the MaxTags tags it keeps; a
+// Structured Fields list is still parsed whole, as it must be.
+func TestTags_AHugeFieldCostsOnlyTheTagsItKeeps(t *testing.T) {
+	field := strings.Repeat(`"g", "h", `, 1<<20/10) + `"last"`
+	for name, parse := range map[string]func(){
+		"Cache-Groups":  func() { storedAt(shared, 200, "Cache-Groups", field) },
+		"Surrogate-Key": func() { storedAt(shared, 200, "Surrogate-Key", field) },
+		"Cache-Group-Invalidation": func() {
+			InvalidatedGroups(newReq("POST", testURL), newResp(204, "Cache-Group-Invalidation", field))
+		},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		parse()
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > 4*uint64(len(field)) {
+			t.Errorf("%s of %d bytes allocated %d bytes", name, len(field), n)
+		}
 	}
 }

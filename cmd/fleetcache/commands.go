@@ -240,6 +240,7 @@ func parseLimit(field, value string) (int64, error) {
 func (c *cli) emitJSON(v any) error {
 	enc := json.NewEncoder(c.stdout)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // for shells and jq: a URL's & as it is
 	return enc.Encode(v)
 }
 

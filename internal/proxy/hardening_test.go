@@ -102,16 +102,24 @@ func TestProxy_PassOverrideHeadersBypassesTheCache(t *testing.T) {
 // normalisation, and returns the status and body.
 func rawGet(t *testing.T, addr, target string) (int, string) {
 	t.Helper()
+	return rawDo(t, addr, http.MethodGet, target, nil)
+}
+
+// rawDo is rawGet for any method, with header.
+func rawDo(t *testing.T, addr, method, target string, header http.Header) (int, string) {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", target, addr)
+	fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, addr)
+	header.Write(c)
+	fmt.Fprint(c, "\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", target, err)
+		t.Fatalf("%s %s: %v", method, target, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

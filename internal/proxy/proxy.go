@@ -125,6 +125,7 @@ type Config struct {
 	// AdminToken, when set, lets a caller that sends it as
 	// "Authorization: Bearer <token>" purge: PURGE on a URL, and POST
 	// PATH/purge with a PurgeRequest. Without it purging over HTTP is off.
+	// Whitespace around it (a secret file's newline) is ignored.
 	AdminToken string
 	// TagFields names the response fields read for tags
 	// (roundtrip.Options.TagFields); nil means Cache-Tag and Surrogate-Key.
@@ -280,7 +281,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	m.Watch(s.rt)
 	adm := s.newAdmin(root, cfg.HealthPath, m)
-	adm.purge = &purger{s: s, token: sha256.Sum256([]byte(cfg.AdminToken)), on: cfg.AdminToken != "", upstream: upstream, upstreamHost: cfg.UpstreamHost}
+	// A field value loses its surrounding whitespace (RFC 9110 §5.5), so a
+	// token read with a file's newline could never match: it goes too.
+	token := strings.TrimSpace(cfg.AdminToken)
+	adm.purge = &purger{s: s, token: sha256.Sum256([]byte(token)), on: token != "", upstream: upstream, upstreamHost: cfg.UpstreamHost}
 
 	writes := writeLimits{
 		perWrite: cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout),
@@ -295,7 +299,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.adminSrv = s.serve(s.adminLn, writes.apply(s.adminOnly(adm)), cfg)
 	}
-	s.srv = s.serve(s.ln, writes.apply(s.handler(upstream, cfg.UpstreamHost, cfg.PassOverrideHeaders, mainAdmin)), cfg)
+	s.srv = s.serve(s.ln, writes.apply(s.handler(upstream, cfg.UpstreamHost, cfg.PassOverrideHeaders, mainAdmin, root+"/purge")), cfg)
 	s.log.Info("fleetcache proxy listening", "listen", s.Addr(), "upstream", upstream.String(),
 		"redis", redact(s.redisURL), "embedded_redis", s.embedded != nil, "prefix", s.prefix,
 		"admin", s.AdminAddr()+root)
@@ -440,8 +444,10 @@ func DefaultPrefix(upstream *url.URL) string {
 }
 
 // handler answers the admin paths itself, unless adm is nil, and proxies
-// everything else to upstream, once the path's dot segments are resolved.
-func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, adm *admin) http.Handler {
+// everything else to upstream, once the path's dot segments are resolved,
+// except purge requests (PURGE, and purgePath when adm is nil), which it
+// refuses rather than hand the admin token to the upstream.
+func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, adm *admin, purgePath string) http.Handler {
 	overrides := policy.OverrideFields()
 	rp := &httputil.ReverseProxy{
 		// Rewrite, unlike Director, runs after the hop-by-hop fields
@@ -481,10 +487,14 @@ func (s *Server) handler(upstream *url.URL, upstreamHost, passOverrides bool, ad
 		case !ok:
 		case adm != nil && (adm.owns(r.URL.Path) || r.Method == MethodPurge):
 			adm.ServeHTTP(w, r)
-		case r.Method == MethodPurge:
-			// Never the upstream's to see.
+		case r.Method == MethodPurge || r.URL.Path == purgePath:
+			// Never the upstream's to see: it may carry the admin token.
 			w.Header().Set("Cache-Control", "no-store")
-			http.Error(w, "fleetcache: send PURGE to the admin listener", http.StatusMethodNotAllowed)
+			status := http.StatusNotFound
+			if r.Method == MethodPurge {
+				status = http.StatusMethodNotAllowed
+			}
+			http.Error(w, "fleetcache: send purge requests to the admin listener", status)
 		default:
 			rp.ServeHTTP(w, withClientBody(r))
 		}

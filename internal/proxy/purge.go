@@ -31,6 +31,12 @@ const purgeTimeout = 30 * time.Second
 // maxPurgeBody bounds the JSON of a purge request.
 const maxPurgeBody = 1 << 20
 
+// MaxPurgeItems bounds the URLs and tags of one purge request: each is a
+// purge of its own (a tag's walks every shard), so that 1 MB of them would
+// outlast purgeTimeout and leave undone work untold. A thousand take a few
+// seconds on a local Redis.
+const MaxPurgeItems = 1000
+
 // PurgeRequest is the JSON body of POST <admin path>/purge.
 type PurgeRequest struct {
 	// URLs are purged with every variant: absolute URLs as clients ask
@@ -106,9 +112,11 @@ func (p *purger) authorized(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "fleetcache: purging over HTTP is off: start the proxy with -admin-token", http.StatusForbidden)
 		return false
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	sum := sha256.Sum256([]byte(got))
-	if !ok || subtle.ConstantTimeCompare(sum[:], p.token[:]) != 1 {
+	// The scheme is case-insensitive and followed by one or more spaces
+	// (RFC 9110 §11.4).
+	scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	sum := sha256.Sum256([]byte(strings.TrimLeft(got, " ")))
+	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], p.token[:]) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="fleetcache"`)
 		http.Error(w, "fleetcache: purge needs the admin token as Authorization: Bearer <token>", http.StatusUnauthorized)
 		return false
@@ -127,10 +135,17 @@ func (p *purger) key(target, host string) (string, error) {
 	if u.Host != "" {
 		host = u.Host
 	}
-	in := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}, Host: host, Header: http.Header{}}
+	return p.keyOf(u, host)
+}
+
+// keyOf is key for a request to u (its path and query) with Host host.
+// PURGE's own URL comes here unparsed again: its path may start with //,
+// which a parse would take for a host.
+func (p *purger) keyOf(u *url.URL, host string) (string, error) {
+	in := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery, ForceQuery: u.ForceQuery}, Host: host, Header: http.Header{}}
 	in, ok := resolved(in)
 	if !ok {
-		return "", fmt.Errorf("%q: bad path", target)
+		return "", fmt.Errorf("%q: bad path", u.Path)
 	}
 	out := in.Clone(context.Background())
 	(&httputil.ProxyRequest{In: in, Out: out}).SetURL(p.upstream)
@@ -145,7 +160,7 @@ func (p *purger) serveMethod(w http.ResponseWriter, r *http.Request) {
 	if !p.authorized(w, r) {
 		return
 	}
-	k, err := p.key(r.URL.RequestURI(), r.Host)
+	k, err := p.keyOf(r.URL, r.Host)
 	if err != nil {
 		http.Error(w, "fleetcache: "+err.Error(), http.StatusBadRequest)
 		return
@@ -172,6 +187,10 @@ func (p *purger) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(req.URLs) == 0 && len(req.Tags) == 0 {
 		http.Error(w, "fleetcache: purge: no urls and no tags", http.StatusBadRequest)
+		return
+	}
+	if n := len(req.URLs) + len(req.Tags); n > MaxPurgeItems {
+		http.Error(w, fmt.Sprintf("fleetcache: purge: %d urls and tags, at most %d per request: send several", n, MaxPurgeItems), http.StatusBadRequest)
 		return
 	}
 	keys := make([]string, len(req.URLs))
@@ -208,6 +227,7 @@ func (p *purger) purge(w http.ResponseWriter, r *http.Request, keys, tags []stri
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // for shells and jq: a URL's & as it is
 	if err := enc.Encode(res); err != nil {
 		p.s.log.Debug("writing a purge result", "err", err)
 	}

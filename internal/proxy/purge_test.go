@@ -148,7 +148,8 @@ func TestProxy_PurgeAPI(t *testing.T) {
 			get(t, fmt.Sprintf("%s/p/%d", base, i))
 		}
 		api := base + "/.fleetcache/purge"
-		for _, bad := range []string{``, `{`, `{"url":["/p/1"]}`, `{}`, `{"urls":["p/1"]}`, `{"tags":[""]}`, `{"urls":"/p/1"}`} {
+		tooMany := `{"urls":["/p/1"], "tags":["a"` + strings.Repeat(`, "a"`, proxy.MaxPurgeItems-1) + `]}`
+		for _, bad := range []string{``, `{`, `{"url":["/p/1"]}`, `{}`, `{"urls":["p/1"]}`, `{"tags":[""]}`, `{"urls":"/p/1"}`, tooMany} {
 			if a := post(t, api, bad, bearer(token)); a.status != http.StatusBadRequest {
 				t.Errorf("POST %q: %d %q, want 400", bad, a.status, a.body)
 			}
@@ -194,11 +195,58 @@ func TestProxy_PurgeOnTheAdminListener(t *testing.T) {
 	if a := do(t, proxy.MethodPurge, "http://"+p.Addr()+"/p/1", bearer(token)); a.status != http.StatusMethodNotAllowed {
 		t.Errorf("PURGE on the main listener: %d, want 405", a.status)
 	}
+	if a := post(t, "http://"+p.Addr()+"/.fleetcache/purge", `{"tags":["all"]}`, bearer(token)); a.status != http.StatusNotFound {
+		t.Errorf("POST purge on the main listener: %d, want 404", a.status)
+	}
 	a := post(t, "http://"+p.AdminAddr()+"/.fleetcache/purge", `{"tags":["all"]}`, bearer(token))
 	if a.status != http.StatusOK || !strings.Contains(a.body, `"entries": 1`) {
 		t.Errorf("purge on the admin listener: %d %q", a.status, a.body)
 	}
 	if n := o.others.Load(); n != 0 {
 		t.Errorf("the upstream saw %d purge requests", n)
+	}
+}
+
+func TestProxy_RFC9110_11_1_AuthSchemeIsCaseInsensitive(t *testing.T) {
+	o := newTaggedOrigin(t)
+	p := startProxy(t, proxy.Config{Upstream: o.URL, AdminToken: token})
+	base := "http://" + p.Addr()
+	for _, auth := range []string{"Bearer " + token, "bearer " + token, "BEARER " + token, "Bearer   " + token} {
+		get(t, base+"/p/1")
+		a := do(t, proxy.MethodPurge, base+"/p/1", http.Header{"Authorization": {auth}})
+		if a.status != http.StatusOK || !strings.Contains(a.body, `"entries": 1`) {
+			t.Errorf("PURGE with Authorization %q: %d %q, want 200 and 1 entry", auth, a.status, a.body)
+		}
+	}
+}
+
+func TestProxy_RFC9110_5_5_AdminTokenWithoutItsNewline(t *testing.T) {
+	o := newTaggedOrigin(t)
+	p := startProxy(t, proxy.Config{Upstream: o.URL, AdminToken: token + "\n"})
+	get(t, "http://"+p.Addr()+"/p/1")
+	if a := do(t, proxy.MethodPurge, "http://"+p.Addr()+"/p/1", bearer(token)); a.status != http.StatusOK {
+		t.Errorf("PURGE with the token a secret file ended with a newline: %d %q, want 200", a.status, a.body)
+	}
+	p = startProxy(t, proxy.Config{Upstream: o.URL, AdminToken: " \n"})
+	if a := do(t, proxy.MethodPurge, "http://"+p.Addr()+"/p/1", bearer("")); a.status != http.StatusForbidden {
+		t.Errorf("PURGE with a blank token configured: %d, want 403: purging off", a.status)
+	}
+}
+
+// PURGE purges the URL a GET of the same request target is stored under:
+// a path that starts with // is a path, not a host (RFC 9112 §3.2.1), and
+// an empty query is kept (RFC 3986 §6.2.3); the answer names it as it is,
+// an & not escaped for HTML.
+func TestProxy_RFC9112_3_2_1_PurgeOfTheRequestTargetAsIs(t *testing.T) {
+	o := newTaggedOrigin(t)
+	p := startProxy(t, proxy.Config{Upstream: o.URL, AdminToken: token})
+	for _, target := range []string{"//p/1", "/p/2?", "/p/3?a=1&b=2"} {
+		if _, body := rawGet(t, p.Addr(), target); !strings.Contains(body, "product") {
+			t.Fatalf("GET %s: %q", target, body)
+		}
+		_, a := rawDo(t, p.Addr(), proxy.MethodPurge, target, bearer(token))
+		if want := `"http://` + p.Addr() + target + `": 1`; !strings.Contains(a, want) {
+			t.Errorf("PURGE %s answered %q, want %s", target, a, want)
+		}
 	}
 }
