@@ -63,3 +63,56 @@ func TestNear_PostThroughOneProcessReachesAnother(t *testing.T) {
 			r.Backend, len(lat), rounds, late, q(0.50), q(0.99), lat[len(lat)-1])
 	})
 }
+
+// A Redis restarted under load: an entry removed before the restart by a
+// change no near tier heard of (an operator's DEL here; a purge whose
+// announcement the restart cut off is the same case) is never served from
+// a near tier after it. Each process empties its tier when its subscription
+// drops, and keeps nothing until it is subscribed again (rediscache's
+// TestNear_RestartEmptiesTheTier shows that it is the drop that empties
+// it, not the one-second bound on an unconfirmed copy).
+func TestNear_RedisRestartMidLoadServesNothingRemovedBefore(t *testing.T) {
+	redistest.Run(t, []redistest.Backend{redistest.RealServer}, func(t *testing.T, r *redistest.Redis) {
+		origin := fleetproc.NewOrigin(t, "max-age=600", 1<<10)
+		procs := fleetproc.Start(t, 2, func(i int) fleetproc.Config {
+			return fleetproc.Config{ID: i, Redis: r.URL, Prefix: fleetPrefix, StoreTimeout: patientStoreTimeout, NearBytes: 16 << 20}
+		})
+		reader, load := procs[:1], procs[1:]
+		u := origin.URL + "/restart"
+		fleetproc.Do(t, reader, fleetproc.Command{URL: u, N: 1})
+		if got := fleetproc.Results(fleetproc.Do(t, reader, fleetproc.Command{URL: u, N: 1}))[0]; !strings.Contains(got.CacheStatus, "detail=near") {
+			t.Fatalf("before the restart: Cache-Status %q, want a near hit", got.CacheStatus)
+		}
+		// Removed behind every tier's back.
+		for _, k := range r.Keys(t) {
+			if err := r.Client.Del(t.Context(), k).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := fleetproc.Results(fleetproc.Do(t, reader, fleetproc.Command{URL: u, N: 1}))[0]; !strings.Contains(got.CacheStatus, "detail=near") {
+			t.Fatalf("after the DEL: Cache-Status %q, want the near hit an unannounced DEL leaves", got.CacheStatus)
+		}
+		// The other process keeps the fleet busy through the restart.
+		fleetproc.Send(t, load, fleetproc.Command{URL: origin.URL + "/busy", N: 200})
+		r.Kill(t)
+		// The reader's tier empties when its subscription drops: from then
+		// on its GETs go past it (to the origin, Redis being down).
+		watched := fleetproc.Results(fleetproc.Do(t, reader, fleetproc.Command{URL: u, Watch: true}))[0]
+		if strings.Contains(watched.CacheStatus, "detail=near") || watched.Status != http.StatusOK || watched.Sum != origin.Sum {
+			t.Fatalf("with Redis down: %+v, want the origin's answer", watched)
+		}
+		r.Restart(t)
+		fleetproc.Collect(t, load)
+		for i := range 20 {
+			got := fleetproc.Results(fleetproc.Do(t, reader, fleetproc.Command{URL: u, N: 4}))
+			for _, g := range got {
+				if g.Err != "" || g.Status != http.StatusOK || g.Sum != origin.Sum {
+					t.Fatalf("round %d after the restart: %+v", i, g)
+				}
+			}
+			if i == 0 && strings.Contains(got[0].CacheStatus, "detail=near") {
+				t.Fatalf("the first GET after the restart was a near hit: %q", got[0].CacheStatus)
+			}
+		}
+	})
+}
