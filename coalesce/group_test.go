@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"go.uber.org/goleak"
 )
 
@@ -19,15 +21,7 @@ func TestMain(m *testing.M) {
 // eventually polls cond until it holds, failing the test after a deadline.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		<-tick.C
-	}
+	poll.Until(t, what, 10*time.Second, cond)
 }
 
 // waiting is a context that counts the callers of Do that wait on it: Do

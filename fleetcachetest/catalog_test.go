@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"github.com/fleetcache/fleetcache/fleetcachetest"
 	"github.com/fleetcache/fleetcache/roundtrip"
 )
@@ -128,10 +130,7 @@ func TestCatalog_ABurstReachesPricingOnce(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for arrived.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond) // polling interval
-	}
+	poll.Wait(10*time.Second, func() bool { return arrived.Load() > 0 })
 	close(release)
 	wg.Wait()
 	if n := pricing.gets.Load(); n != 1 {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
@@ -52,20 +54,6 @@ func claim(t *testing.T, s *rediscache.Store, url string, ttl time.Duration) coa
 	return l
 }
 
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s within %v", what, within)
-		}
-		<-tick.C
-	}
-}
-
 func TestLease_Redis(t *testing.T) {
 	for _, b := range redistest.Real {
 		t.Run(b.Name, func(t *testing.T) {
@@ -108,7 +96,7 @@ func TestLease_Redis(t *testing.T) {
 				}
 				start := time.Now()
 				var successor coalesce.Lease
-				waitUntil(t, "taken over after expiry", ttl+2*time.Second, func() bool {
+				poll.Until(t, "taken over after expiry", ttl+2*time.Second, func() bool {
 					successor = claim(t, b, url, time.Minute)
 					return successor.Mine
 				})
@@ -155,7 +143,7 @@ func TestLease_Redis(t *testing.T) {
 				}
 				for _, url := range urls {
 					channel := leader.FillChannel(url)
-					waitUntil(t, "one subscription per process on "+channel, 5*time.Second, func() bool {
+					poll.Until(t, "one subscription per process on "+channel, 5*time.Second, func() bool {
 						return r.Subscribers(t, channel) == int64(len(waiters))
 					})
 				}
@@ -171,7 +159,7 @@ func TestLease_Redis(t *testing.T) {
 				}
 				for _, url := range urls {
 					channel := leader.FillChannel(url)
-					waitUntil(t, "unsubscribed after the last wait", 5*time.Second, func() bool {
+					poll.Until(t, "unsubscribed after the last wait", 5*time.Second, func() bool {
 						return r.Subscribers(t, channel) == 0
 					})
 				}
@@ -217,7 +205,7 @@ func TestLease_RedisKilled(t *testing.T) {
 			defer cancel()
 			waited := make(chan error, 1)
 			go func() { waited <- s.Wait(wait, held) }()
-			waitUntil(t, "the waiter subscribed", 5*time.Second, func() bool {
+			poll.Until(t, "the waiter subscribed", 5*time.Second, func() bool {
 				return r.Subscribers(t, s.FillChannel(url)) == 1
 			})
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"github.com/fleetcache/fleetcache/internal/redistest"
 	"github.com/fleetcache/fleetcache/policy"
 	"github.com/fleetcache/fleetcache/rediscache"
@@ -327,13 +329,7 @@ func TestRedisCache_ExpiredLeaveTheIndex(t *testing.T) {
 		}
 	}
 	// Wait, by polling, until Redis has expired them.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(scanKeys(t, s.Client(), "ex:e:*")) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("entries did not expire")
-		}
-		time.Sleep(10 * time.Millisecond) // a poll interval, not a wait for state
-	}
+	poll.Until(t, "Redis to expire the entries", 10*time.Second, func() bool { return len(scanKeys(t, s.Client(), "ex:e:*")) == 0 })
 	for i := range 10 {
 		if _, err := s.Put(ctx, cacheResponse(fmt.Sprintf("https://example.com/new/%d", i), []byte("b")), time.Hour, true); err != nil {
 			t.Fatal(err)

@@ -133,17 +133,3 @@ func (f *fixture) wantRuns(n int64) {
 
 // stored says whether Cache-Status reports the response stored.
 func stored(r reply) bool { return strings.Contains(r.cacheStatus(), "; stored") }
-
-// pollUntil waits until cond holds, failing the test after within.
-func pollUntil(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", within, what)
-		}
-		<-tick.C
-	}
-}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetcache/fleetcache/internal/redistest"
@@ -28,7 +30,7 @@ func TestMiddleware_RFC5861_3_StaleWhileRevalidate(t *testing.T) {
 		stale := f.get("/swr")
 		wantStatus(t, stale, 200, "hit", "detail=stale-while-revalidate")
 		require.Equal(t, "v1", stale.body)
-		pollUntil(t, "the background refresh", 10*time.Second, func() bool {
+		poll.Until(t, "the background refresh", 10*time.Second, func() bool {
 			return f.get("/swr").body == "v2"
 		})
 		f.wantRuns(2)
@@ -124,7 +126,7 @@ func TestMiddleware_BurstRunsHandlerOnce(t *testing.T) {
 		for i := range replies {
 			wg.Go(func() { replies[i] = f.get("/slow") })
 		}
-		pollUntil(t, "every caller to arrive", 10*time.Second, func() bool { return arrived.Load() == callers })
+		poll.Until(t, "every caller to arrive", 10*time.Second, func() bool { return arrived.Load() == callers })
 		close(gate)
 		wg.Wait()
 		for _, got := range replies {

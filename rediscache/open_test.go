@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
 
@@ -272,18 +274,8 @@ func TestRedisLogger_RoutesGoRedisLinesToSlog(t *testing.T) {
 	if _, err := Open(ctx, "redis://127.0.0.1:"+strconv.Itoa(port), Options{Prefix: "l:"}); err == nil {
 		t.Fatal("Open of a closed port succeeded")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		lines := installed.lines()
-		if len(lines) > 0 {
-			if !strings.Contains(lines[0], "level=INFO") || !strings.Contains(lines[0], "logger=go-redis") {
-				t.Errorf("go-redis line %q", lines[0])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("go-redis logged nothing through the RedisLogger")
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
+	poll.Until(t, "go-redis to log through the RedisLogger", 10*time.Second, func() bool { return len(installed.lines()) > 0 })
+	if line := installed.lines()[0]; !strings.Contains(line, "level=INFO") || !strings.Contains(line, "logger=go-redis") {
+		t.Errorf("go-redis line %q", line)
 	}
 }

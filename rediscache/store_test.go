@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"github.com/fleetcache/fleetcache/internal/redistest"
 	"github.com/fleetcache/fleetcache/internal/storetest"
 	"github.com/fleetcache/fleetcache/policy"
@@ -822,13 +824,7 @@ func TestStore_PurgeOfManyVariantsTakesBatches(t *testing.T) {
 // eventually waits for cond with a deadline instead of sleeping.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not a wait for state
-	}
+	poll.Until(t, what, 10*time.Second, cond)
 }
 
 // Size tells an entry's size without reading it, 0 when there is none.

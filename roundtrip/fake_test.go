@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/fleetcache/fleetcache/coalesce"
@@ -221,13 +223,7 @@ func (f *fixture) get(path string, header ...string) (*http.Response, string) {
 // eventually waits for cond with a deadline instead of sleeping.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling interval, not a wait for state
-	}
+	poll.Until(t, what, 10*time.Second, cond)
 }
 
 // stampede starts n callers of get at once; wait returns their bodies once

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"go.uber.org/goleak"
 
 	"github.com/fleetcache/fleetcache/internal/proxy"
@@ -459,18 +461,13 @@ func TestProxy_ShutdownLetsInFlightRequestsFinish(t *testing.T) {
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(context.Background()) }()
 	// New connections are refused once Shutdown has closed the listener.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, "the listener to refuse connections after Shutdown", 5*time.Second, func() bool {
 		c, err := net.Dial("tcp", s.Addr())
-		if err != nil {
-			break
+		if err == nil {
+			c.Close()
 		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("the listener still accepts connections after Shutdown")
-		}
-		time.Sleep(10 * time.Millisecond) // polling the listener, not waiting for state we control
-	}
+		return err != nil
+	})
 	close(release)
 	if a := <-got; a.status != http.StatusOK || a.body != "finished" {
 		t.Errorf("in-flight request: %d %q, want 200 \"finished\"", a.status, a.body)

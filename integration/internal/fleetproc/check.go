@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetcache/fleetcache/internal/poll"
+
 	"go.uber.org/goleak"
 )
 
@@ -36,18 +38,12 @@ func CheckBodies(t testing.TB, results []Result, o *Origin, want int) {
 // does not after within; detail, when not nil, says what was seen last.
 func PollUntil(t testing.TB, what string, within time.Duration, cond func() bool, detail func() string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			msg := ""
-			if detail != nil {
-				msg = ": " + detail()
-			}
-			t.Fatalf("waited %v for %s%s", within, what, msg)
+	if !poll.Wait(within, cond) {
+		msg := ""
+		if detail != nil {
+			msg = ": " + detail()
 		}
-		<-tick.C
+		t.Fatalf("waited %v for %s%s", within, what, msg)
 	}
 }
 
