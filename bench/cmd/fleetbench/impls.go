@@ -91,73 +91,47 @@ func newGoRedis(redisURL string) (*redis.Client, error) {
 // a response serialised in wire format, parsed back with http.ReadResponse.
 // No freshness decision, no LRU, no Age. A miss fetches from the origin and
 // stores the wire form, so that the warm-up fills it like the real caches.
+// It runs on two clients (go-redis and redigo: the classic cache on redigo
+// ran faster than go-redis on hot hits), and the floor is the faster one.
 type floor struct {
-	rdb    *redis.Client
+	name   string
+	kv     wireStore
 	prefix string
 	origin http.RoundTripper
 }
 
-func openFloor(e env) (http.RoundTripper, func(), error) {
-	rdb, err := newGoRedis(e.redisURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &floor{rdb: rdb, prefix: e.prefix + "floor:", origin: e.origin}, func() { _ = rdb.Close() }, nil
+// wireStore is the one GET and the one SET a floor sends.
+type wireStore interface {
+	get(ctx context.Context, key string) (b []byte, found bool, err error)
+	set(ctx context.Context, key string, b []byte) error
 }
 
 // floorTTL bounds how long the floor's keys outlive a run on a Redis given
 // with -redis.
 const floorTTL = time.Hour
 
-func (f *floor) RoundTrip(req *http.Request) (*http.Response, error) {
-	key := f.prefix + req.URL.String()
-	b, err := f.rdb.Get(req.Context(), key).Bytes()
-	if err == nil {
-		return http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), req)
-	}
-	if !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("floor: %w", err)
-	}
-	resp, err := f.origin.RoundTrip(req)
+func openFloor(e env) (http.RoundTripper, func(), error) {
+	rdb, err := newGoRedis(e.redisURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	wire, err := httputil.DumpResponse(resp, true)
-	_ = resp.Body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("floor: read origin response: %w", err)
-	}
-	if err := f.rdb.Set(req.Context(), key, wire, floorTTL).Err(); err != nil {
-		return nil, fmt.Errorf("floor: %w", err)
-	}
-	return http.ReadResponse(bufio.NewReader(bytes.NewReader(wire)), req)
+	return &floor{name: "floor", kv: goRedisKV{rdb}, prefix: e.prefix + "floor:", origin: e.origin}, func() { _ = rdb.Close() }, nil
 }
 
-// floorRedigo is floor with redigo: one GET on a connection from a
-// redigo.Pool (sized as httpcache-pool's) of the same wire-format response,
-// and http.ReadResponse. The classic cache on this client ran faster than
-// floor on hot hits, so the floor is the faster of the two.
-type floorRedigo struct {
-	pool   *redigo.Pool
-	prefix string
-	origin http.RoundTripper
-}
-
+// openFloorRedigo is the floor on a redigo.Pool sized as httpcache-pool's.
 func openFloorRedigo(e env) (http.RoundTripper, func(), error) {
 	pool := newRedigoPool(e.redisURL)
-	return &floorRedigo{pool: pool, prefix: e.prefix + "floor-redigo:", origin: e.origin}, func() { _ = pool.Close() }, nil
+	return &floor{name: "floor-redigo", kv: redigoKV{pool}, prefix: e.prefix + "floor-redigo:", origin: e.origin}, func() { _ = pool.Close() }, nil
 }
 
-func (f *floorRedigo) RoundTrip(req *http.Request) (*http.Response, error) {
+func (f *floor) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := f.prefix + req.URL.String()
-	c := f.pool.Get()
-	b, err := redigo.Bytes(c.Do("GET", key))
-	c.Close()
-	if err == nil {
-		return http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), req)
+	b, found, err := f.kv.get(req.Context(), key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.name, err)
 	}
-	if !errors.Is(err, redigo.ErrNil) {
-		return nil, fmt.Errorf("floor-redigo: %w", err)
+	if found {
+		return http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), req)
 	}
 	resp, err := f.origin.RoundTrip(req)
 	if err != nil {
@@ -166,15 +140,45 @@ func (f *floorRedigo) RoundTrip(req *http.Request) (*http.Response, error) {
 	wire, err := httputil.DumpResponse(resp, true)
 	_ = resp.Body.Close()
 	if err != nil {
-		return nil, fmt.Errorf("floor-redigo: read origin response: %w", err)
+		return nil, fmt.Errorf("%s: read origin response: %w", f.name, err)
 	}
-	c = f.pool.Get()
-	_, err = c.Do("SET", key, wire, "EX", int(floorTTL/time.Second))
-	c.Close()
-	if err != nil {
-		return nil, fmt.Errorf("floor-redigo: %w", err)
+	if err := f.kv.set(req.Context(), key, wire); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.name, err)
 	}
 	return http.ReadResponse(bufio.NewReader(bytes.NewReader(wire)), req)
+}
+
+type goRedisKV struct{ rdb *redis.Client }
+
+func (k goRedisKV) get(ctx context.Context, key string) ([]byte, bool, error) {
+	b, err := k.rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	return b, err == nil, err
+}
+
+func (k goRedisKV) set(ctx context.Context, key string, b []byte) error {
+	return k.rdb.Set(ctx, key, b, floorTTL).Err()
+}
+
+type redigoKV struct{ pool *redigo.Pool }
+
+func (k redigoKV) get(_ context.Context, key string) ([]byte, bool, error) {
+	c := k.pool.Get()
+	defer c.Close()
+	b, err := redigo.Bytes(c.Do("GET", key))
+	if errors.Is(err, redigo.ErrNil) {
+		return nil, false, nil
+	}
+	return b, err == nil, err
+}
+
+func (k redigoKV) set(_ context.Context, key string, b []byte) error {
+	c := k.pool.Get()
+	defer c.Close()
+	_, err := c.Do("SET", key, b, "EX", int(floorTTL/time.Second))
+	return err
 }
 
 // newRedigoPool is the pool of floor-redigo and httpcache-pool: as many
