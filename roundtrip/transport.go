@@ -164,6 +164,7 @@ type Transport struct {
 	store  Store
 	fleet  FleetStore // the store, when it is one; nil otherwise
 	tags   TagStore   // the store, when it is one; nil otherwise
+	near   nearer     // the store, when it has a near tier; nil otherwise
 	policy *policy.Policy
 	strip  bool // Options.StripTags
 	next   http.RoundTripper
@@ -257,6 +258,7 @@ func New(store Store, opts Options) *Transport {
 	t.refusals = refusalLog{log: t.log, now: t.now}
 	t.fleet, _ = store.(FleetStore)
 	t.tags, _ = store.(TagStore)
+	t.near, _ = store.(nearer)
 	return t
 }
 
@@ -395,7 +397,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		case policy.Serve:
 			t.stats.hits.Add(1)
 			detail := reuse.Detail
-			if n, ok := t.store.(nearer); ok && detail == "" && n.Near(stored) {
+			if t.near != nil && detail == "" && t.near.Near(stored) {
 				detail = "near"
 			}
 			return t.serve(&rq, stored, reuse.Age, policy.CacheStatus{Hit: true, TTL: reuse.TTL, HasTTL: true, Detail: detail}), nil
